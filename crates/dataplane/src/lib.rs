@@ -1,0 +1,2 @@
+//! xvs data plane.
+#![deny(unsafe_code)]

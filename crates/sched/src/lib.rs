@@ -1,0 +1,2 @@
+//! xvs schedulers.
+#![forbid(unsafe_code)]
