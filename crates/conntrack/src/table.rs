@@ -1,0 +1,1061 @@
+//! The sharded connection table.
+//!
+//! Layout, per shard (one `parking_lot::Mutex` each; a worker holds it for
+//! one lookup or insert, never across a batch):
+//! - a slab of 128-byte [`Conn`] entries in 4096-entry chunks, allocated as
+//!   the table fills (or all up front with [`TableConfig::prealloc`]) and
+//!   never moved, so an entry's slot number is stable;
+//! - two bucket arrays of `u32` slot numbers heading intrusive hash chains:
+//!   one for the in-direction key, one for the NAT reply key. The chain links
+//!   live inside the entry, so the index costs 6 bytes per connection at
+//!   full capacity and a hit costs two cache misses (bucket, entry), where an
+//!   open-addressing index (`hashbrown::HashTable<u32>`) would cost 5.7-11.4
+//!   bytes per key, a third miss, and an occasional whole-shard rehash under
+//!   the lock;
+//! - a timer wheel of 1024 one-second slots, also linked through the entry.
+//!   A packet only rewrites `expires`; the entry is re-filed lazily when its
+//!   old slot comes due, so the packet path never touches the wheel.
+//!
+//! Both directions of a NAT connection hash to the same shard: the shard is
+//! chosen from the protocol and the client's address and port, which both
+//! keys share. The hash is keyed with a per-table random seed (hashbrown's
+//! default hasher), so a remote sender cannot aim at one chain.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use crossbeam::utils::CachePadded;
+use hashbrown::DefaultHashBuilder;
+use parking_lot::Mutex;
+
+use crate::addr::{Addr, ConnKey, Proto, ReplyKey};
+use crate::conn::{Conn, Fwd, NIL, flags};
+use crate::dest::{DestId, DestTable};
+use crate::state::{Dir, TcpState, Timeouts, tcp_flags, tcp_next};
+
+/// A connection's identity across the whole table: `slot * shards + shard`.
+pub type ConnId = u32;
+
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+const WHEEL_SLOTS: usize = 1024;
+/// Wheel granularity in milliseconds.
+pub const TICK_MS: u64 = 1000;
+/// Longest timeout an entry can hold (`u32` milliseconds, about 49 days).
+pub const MAX_TIMEOUT_MS: u64 = u32::MAX as u64;
+/// Tags a wheel `tw_prev` link as "head of wheel slot n".
+const HEAD_TAG: u32 = 1 << 31;
+
+/// Sizing of a [`ConnTable`].
+#[derive(Clone, Copy, Debug)]
+pub struct TableConfig {
+    /// Most entries (connections and templates) the table holds.
+    pub capacity: usize,
+    /// Number of shards (rounded up to a power of two, at least 1).
+    pub shards: usize,
+    /// Allocate every slab chunk at creation instead of as the table fills.
+    pub prealloc: bool,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            capacity: 1 << 20,
+            shards: 256,
+            prealloc: false,
+        }
+    }
+}
+
+/// Run-time switches with IPVS's sysctl names.
+#[derive(Debug)]
+pub struct Settings {
+    /// `expire_nodest_conn`: a packet for a connection whose destination was
+    /// deleted expires the connection (and is dropped) instead of still
+    /// being forwarded to the deleted server.
+    pub expire_nodest_conn: AtomicBool,
+    /// `expire_quiescent_template`: a template whose destination has weight
+    /// 0 is not reused for new connections.
+    pub expire_quiescent_template: AtomicBool,
+    /// `conn_reuse_mode`: a SYN matching a connection in TIME_WAIT or CLOSE
+    /// (or FIN_WAIT without output, i.e. DR/TUN) expires it and is scheduled
+    /// afresh.
+    pub conn_reuse: AtomicBool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            expire_nodest_conn: AtomicBool::new(false),
+            expire_quiescent_template: AtomicBool::new(false),
+            conn_reuse: AtomicBool::new(true),
+        }
+    }
+}
+
+/// What a hit tells the pipeline about its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnView {
+    /// Table identity (for templates: what [`NewConn::template`] takes).
+    pub id: ConnId,
+    /// Destination slot.
+    pub dest: DestId,
+    /// Forwarding method.
+    pub fwd: Fwd,
+    /// Client address and port.
+    pub caddr: Addr,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual address.
+    pub vaddr: Addr,
+    /// Virtual port.
+    pub vport: u16,
+    /// Real server address.
+    pub daddr: Addr,
+    /// Real server port.
+    pub dport: u16,
+    /// TCP state after this packet.
+    pub state: TcpState,
+}
+
+impl ConnView {
+    fn of(c: &Conn, id: ConnId) -> ConnView {
+        ConnView {
+            id,
+            dest: c.dest,
+            fwd: c.fwd(),
+            caddr: c.caddr,
+            cport: c.cport,
+            vaddr: c.vaddr,
+            vport: c.vport,
+            daddr: c.daddr,
+            dport: c.dport,
+            state: c.tcp_state(),
+        }
+    }
+}
+
+/// Result of an in-direction lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InLookup {
+    /// Known connection; state, counters and expiry were updated.
+    Hit(ConnView),
+    /// No connection: schedule a new one if the packet may start one.
+    Miss,
+    /// The connection's destination was deleted and `expire_nodest_conn` is
+    /// on: the connection was expired; drop the packet.
+    NoDest,
+}
+
+/// A connection to create.
+#[derive(Clone, Copy, Debug)]
+pub struct NewConn {
+    /// In-direction key.
+    pub key: ConnKey,
+    /// Real server address.
+    pub daddr: Addr,
+    /// Real server port.
+    pub dport: u16,
+    /// Destination slot.
+    pub dest: DestId,
+    /// Forwarding method.
+    pub fwd: Fwd,
+    /// The persistence template controlling this connection, as returned
+    /// (already referenced) by [`ConnTable::acquire_template`] or
+    /// [`ConnTable::create_template`]; the table releases it when the
+    /// connection goes.
+    pub template: Option<ConnId>,
+}
+
+/// Result of [`ConnTable::insert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Created, and the first packet applied to it.
+    New(ConnView),
+    /// Another worker created it first; the packet was applied to that one
+    /// and the caller's template reference was released.
+    Existing(ConnView),
+}
+
+/// Why an entry could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// The table (this key's shard) is at capacity. The caller's template
+    /// reference was released.
+    Full,
+}
+
+/// A persistence template to create.
+#[derive(Clone, Copy, Debug)]
+pub struct NewTemplate {
+    /// IPVS template key: protocol (`Any` for fwmark services), client
+    /// address masked by the persistence netmask, port 0, virtual address
+    /// (or fwmark) and port (0 for port-zero and fwmark services).
+    pub key: ConnKey,
+    /// Real server address.
+    pub daddr: Addr,
+    /// Real server port.
+    pub dport: u16,
+    /// Destination slot.
+    pub dest: DestId,
+    /// Forwarding method of the destination.
+    pub fwd: Fwd,
+    /// Persistence timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+struct Shard {
+    chunks: Vec<Box<[Conn]>>,
+    /// Slots ever handed out (the slab's high-water mark).
+    used: u32,
+    /// Head of the free list (linked through `next_in`).
+    free: u32,
+    len: u32,
+    cap: u32,
+    in_mask: u32,
+    out_mask: u32,
+    in_heads: Box<[u32]>,
+    out_heads: Box<[u32]>,
+    wheel: Box<[u32]>,
+    /// Next wheel tick to process.
+    cursor: u64,
+    created: u64,
+    expired: u64,
+    full: u64,
+}
+
+/// A wheel list being rebuilt during expiry, with its tail at hand.
+#[derive(Clone, Copy)]
+struct LocalList {
+    head: u32,
+    tail: u32,
+}
+
+impl Default for LocalList {
+    fn default() -> Self {
+        LocalList {
+            head: NIL,
+            tail: NIL,
+        }
+    }
+}
+
+impl LocalList {
+    fn push(&mut self, sh: &mut Shard, slot: u32) {
+        {
+            let c = sh.at_mut(slot);
+            c.tw_prev = self.tail;
+            c.tw_next = NIL;
+        }
+        if self.tail == NIL {
+            self.head = slot;
+        } else {
+            sh.at_mut(self.tail).tw_next = slot;
+        }
+        self.tail = slot;
+    }
+
+    /// Appends an already linked chain starting at `first` (its internal
+    /// links are kept).
+    fn append_raw(&mut self, sh: &mut Shard, first: u32) {
+        if first == NIL {
+            return;
+        }
+        sh.at_mut(first).tw_prev = self.tail;
+        if self.tail == NIL {
+            self.head = first;
+        } else {
+            sh.at_mut(self.tail).tw_next = first;
+        }
+    }
+}
+
+/// Work left for after a shard lock is released.
+#[derive(Default)]
+struct Deferred {
+    /// Templates to release (one reference each).
+    release: Vec<ConnId>,
+}
+
+/// The connection table. See the module documentation for its layout.
+pub struct ConnTable {
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shard_bits: u32,
+    hasher: DefaultHashBuilder,
+    dests: Arc<DestTable>,
+    /// Protocol timeouts, settable at run time.
+    pub timeouts: Timeouts,
+    /// IPVS sysctl-like switches.
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("shards", &self.shards.len())
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+#[inline]
+fn tick_of(ms: u64) -> u64 {
+    ms / TICK_MS
+}
+
+impl Shard {
+    fn new(cap: u32, prealloc: bool) -> Shard {
+        let in_buckets = (cap as usize).next_power_of_two().max(16);
+        let out_buckets = (in_buckets / 2).max(16);
+        let mut s = Shard {
+            chunks: Vec::new(),
+            used: 0,
+            free: NIL,
+            len: 0,
+            cap,
+            in_mask: (in_buckets - 1) as u32,
+            out_mask: (out_buckets - 1) as u32,
+            in_heads: vec![NIL; in_buckets].into_boxed_slice(),
+            out_heads: vec![NIL; out_buckets].into_boxed_slice(),
+            wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
+            cursor: 0,
+            created: 0,
+            expired: 0,
+            full: 0,
+        };
+        if prealloc {
+            let chunks = (cap as usize).div_ceil(CHUNK);
+            s.chunks.reserve_exact(chunks);
+            for _ in 0..chunks {
+                s.chunks.push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
+            }
+        }
+        s
+    }
+
+    #[inline]
+    fn at(&self, slot: u32) -> &Conn {
+        &self.chunks[(slot >> CHUNK_BITS) as usize][slot as usize & (CHUNK - 1)]
+    }
+
+    #[inline]
+    fn at_mut(&mut self, slot: u32) -> &mut Conn {
+        &mut self.chunks[(slot >> CHUNK_BITS) as usize][slot as usize & (CHUNK - 1)]
+    }
+
+    fn alloc(&mut self) -> Option<u32> {
+        if self.len >= self.cap {
+            return None;
+        }
+        let slot = if self.free != NIL {
+            let s = self.free;
+            self.free = self.at(s).next_in;
+            s
+        } else {
+            let s = self.used;
+            if (s as usize) >= self.chunks.len() * CHUNK {
+                // Amortised: one 512 KiB chunk per 4096 new entries, never per packet.
+                self.chunks.push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
+            }
+            self.used += 1;
+            s
+        };
+        self.len += 1;
+        Some(slot)
+    }
+
+    fn free_slot(&mut self, slot: u32) {
+        let head = self.free;
+        let c = self.at_mut(slot);
+        *c = Conn::EMPTY;
+        c.next_in = head;
+        self.free = slot;
+        self.len -= 1;
+    }
+
+    fn find_in(&self, h: u64, k: &ConnKey) -> Option<u32> {
+        let mut s = self.in_heads[(h as u32 & self.in_mask) as usize];
+        while s != NIL {
+            let c = self.at(s);
+            if c.matches_in(k) {
+                return Some(s);
+            }
+            s = c.next_in;
+        }
+        None
+    }
+
+    fn find_out(&self, h: u64, k: &ReplyKey) -> Option<u32> {
+        let mut s = self.out_heads[(h as u32 & self.out_mask) as usize];
+        while s != NIL {
+            let c = self.at(s);
+            if c.matches_out(k) {
+                return Some(s);
+            }
+            s = c.next_out;
+        }
+        None
+    }
+
+    fn link_in(&mut self, h: u64, slot: u32) {
+        let b = (h as u32 & self.in_mask) as usize;
+        let head = self.in_heads[b];
+        let c = self.at_mut(slot);
+        c.next_in = head;
+        c.flags |= flags::HASHED_IN;
+        self.in_heads[b] = slot;
+    }
+
+    fn link_out(&mut self, h: u64, slot: u32) {
+        let b = (h as u32 & self.out_mask) as usize;
+        let head = self.out_heads[b];
+        let c = self.at_mut(slot);
+        c.next_out = head;
+        c.flags |= flags::HASHED_OUT;
+        self.out_heads[b] = slot;
+    }
+
+    fn unlink_in(&mut self, h: u64, slot: u32) {
+        let b = (h as u32 & self.in_mask) as usize;
+        let next = self.at(slot).next_in;
+        if self.in_heads[b] == slot {
+            self.in_heads[b] = next;
+        } else {
+            let mut p = self.in_heads[b];
+            while p != NIL {
+                let pn = self.at(p).next_in;
+                if pn == slot {
+                    self.at_mut(p).next_in = next;
+                    break;
+                }
+                p = pn;
+            }
+        }
+        let c = self.at_mut(slot);
+        c.next_in = NIL;
+        c.flags &= !flags::HASHED_IN;
+    }
+
+    fn unlink_out(&mut self, h: u64, slot: u32) {
+        let b = (h as u32 & self.out_mask) as usize;
+        let next = self.at(slot).next_out;
+        if self.out_heads[b] == slot {
+            self.out_heads[b] = next;
+        } else {
+            let mut p = self.out_heads[b];
+            while p != NIL {
+                let pn = self.at(p).next_out;
+                if pn == slot {
+                    self.at_mut(p).next_out = next;
+                    break;
+                }
+                p = pn;
+            }
+        }
+        let c = self.at_mut(slot);
+        c.next_out = NIL;
+        c.flags &= !flags::HASHED_OUT;
+    }
+
+    /// The wheel slot an entry belongs in: that of its expiry, or the next
+    /// one due if its expiry is already past.
+    fn wheel_index(&self, slot: u32) -> usize {
+        let tick = tick_of(self.at(slot).expires).max(self.cursor);
+        (tick % WHEEL_SLOTS as u64) as usize
+    }
+
+    /// Files `slot` in the wheel slot of its expiry (or the next slot due,
+    /// if that is already past).
+    fn wheel_push(&mut self, slot: u32) {
+        let w = self.wheel_index(slot) as u32;
+        let head = self.wheel[w as usize];
+        if head != NIL {
+            self.at_mut(head).tw_prev = slot;
+        }
+        let c = self.at_mut(slot);
+        c.tw_next = head;
+        c.tw_prev = HEAD_TAG | w;
+        self.wheel[w as usize] = slot;
+    }
+
+    fn wheel_unlink(&mut self, slot: u32) {
+        let (prev, next) = {
+            let c = self.at(slot);
+            (c.tw_prev, c.tw_next)
+        };
+        if prev & HEAD_TAG != 0 {
+            let w = (prev & !HEAD_TAG) as usize;
+            if w < WHEEL_SLOTS && self.wheel[w] == slot {
+                self.wheel[w] = next;
+            }
+        } else if prev != NIL {
+            self.at_mut(prev).tw_next = next;
+        }
+        if next != NIL {
+            self.at_mut(next).tw_prev = prev;
+        }
+        let c = self.at_mut(slot);
+        c.tw_prev = NIL;
+        c.tw_next = NIL;
+    }
+}
+
+impl ConnTable {
+    /// A table sized by `cfg`, counting connections on `dests`.
+    pub fn new(cfg: TableConfig, dests: Arc<DestTable>) -> ConnTable {
+        let n = cfg.shards.max(1).next_power_of_two();
+        let per = cfg.capacity.div_ceil(n).clamp(1, (HEAD_TAG as usize - 1) / n);
+        let shards = (0..n)
+            .map(|_| CachePadded::new(Mutex::new(Shard::new(per as u32, cfg.prealloc))))
+            .collect();
+        ConnTable {
+            shards,
+            shard_bits: n.trailing_zeros(),
+            hasher: DefaultHashBuilder::default(),
+            dests,
+            timeouts: Timeouts::default(),
+            settings: Settings::default(),
+        }
+    }
+
+    /// The destination arena this table counts on.
+    pub fn dests(&self) -> &Arc<DestTable> {
+        &self.dests
+    }
+
+    /// Most entries the table holds.
+    pub fn capacity(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().cap as usize).sum()
+    }
+
+    /// Live entries (connections and templates).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len as usize).sum()
+    }
+
+    /// Whether the table holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Created / expired / refused-full counts, summed over shards.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        self.shards.iter().fold((0, 0, 0), |a, s| {
+            let s = s.lock();
+            (a.0 + s.created, a.1 + s.expired, a.2 + s.full)
+        })
+    }
+
+    #[inline]
+    fn client_hash(&self, proto: Proto, caddr: &Addr, cport: u16) -> u64 {
+        self.hasher.hash_one((proto as u8, caddr, cport))
+    }
+
+    #[inline]
+    fn shard_of(&self, hc: u64) -> usize {
+        if self.shard_bits == 0 {
+            0
+        } else {
+            (hc >> (64 - self.shard_bits)) as usize
+        }
+    }
+
+    #[inline]
+    fn in_hash(&self, hc: u64, k: &ConnKey) -> u64 {
+        self.hasher.hash_one((hc, &k.vaddr, k.vport))
+    }
+
+    #[inline]
+    fn out_hash(&self, hc: u64, daddr: &Addr, dport: u16) -> u64 {
+        self.hasher.hash_one((hc, daddr, dport))
+    }
+
+    #[inline]
+    fn id(&self, shard: usize, slot: u32) -> ConnId {
+        (slot << self.shard_bits) | shard as u32
+    }
+
+    #[inline]
+    fn split(&self, id: ConnId) -> (usize, u32) {
+        (
+            (id & ((1u32 << self.shard_bits) - 1)) as usize,
+            id >> self.shard_bits,
+        )
+    }
+
+    /// Applies one packet to a connection: counters, protocol state, active/
+    /// inactive accounting, expiry.
+    fn touch(&self, c: &mut Conn, dir: Dir, tcp: u8, bytes: u32, now: u64) {
+        match dir {
+            Dir::In => {
+                c.in_pkts += 1;
+                c.in_bytes += u64::from(bytes);
+            }
+            Dir::Out => {
+                c.out_pkts += 1;
+                c.out_bytes += u64::from(bytes);
+            }
+        }
+        let timeout = if c.proto == Proto::Tcp as u8 {
+            let input_only = c.flags & flags::NOOUTPUT != 0;
+            if input_only && dir == Dir::Out {
+                c.flags &= !flags::NOOUTPUT;
+            }
+            let old = c.tcp_state();
+            let new = tcp_next(old, dir, input_only && dir == Dir::In, tcp);
+            if new != old {
+                let inactive = c.flags & flags::INACTIVE != 0;
+                if !inactive && !new.is_active() {
+                    self.dests.get(c.dest).activate(false);
+                    c.flags |= flags::INACTIVE;
+                } else if inactive && new.is_active() {
+                    self.dests.get(c.dest).activate(true);
+                    c.flags &= !flags::INACTIVE;
+                }
+                c.state = new as u8;
+            }
+            self.timeouts.tcp_ms(new)
+        } else {
+            self.timeouts.udp_ms()
+        };
+        c.timeout_ms = timeout.min(MAX_TIMEOUT_MS) as u32;
+        c.expires = now.saturating_add(timeout);
+    }
+
+    /// [`Self::touch`] for an entry already in the wheel. The wheel
+    /// invariant is "filed no later than its expiry": a later expiry needs
+    /// nothing (the entry is re-filed when its old slot comes due), an
+    /// earlier one (a state with a shorter timeout) re-files it now.
+    #[inline]
+    fn touch_filed(&self, sh: &mut Shard, slot: u32, dir: Dir, tcp: u8, bytes: u32, now: u64) {
+        let before = sh.at(slot).expires;
+        self.touch(sh.at_mut(slot), dir, tcp, bytes, now);
+        if tick_of(sh.at(slot).expires) < tick_of(before) {
+            sh.wheel_unlink(slot);
+            sh.wheel_push(slot);
+        }
+    }
+
+    /// Removes `slot` from every index, the wheel and its destination's
+    /// counts, and frees it. A controlled connection's template reference is
+    /// queued in `d` for release after the lock is dropped.
+    fn remove(&self, sh: &mut Shard, slot: u32, d: &mut Deferred) {
+        let c = *sh.at(slot);
+        let hc = self.client_hash(c.proto(), &c.caddr, c.cport);
+        if c.flags & flags::HASHED_IN != 0 {
+            sh.unlink_in(self.in_hash(hc, &c.key()), slot);
+        }
+        if c.flags & flags::HASHED_OUT != 0 {
+            sh.unlink_out(self.out_hash(hc, &c.daddr, c.dport), slot);
+        }
+        if c.tw_prev != NIL {
+            sh.wheel_unlink(slot);
+        }
+        self.dests
+            .get(c.dest)
+            .unbind(c.is_template(), c.flags & flags::INACTIVE == 0);
+        if c.flags & flags::CONTROLLED != 0 {
+            d.release.push(c.control);
+        }
+        sh.free_slot(slot);
+        sh.expired += 1;
+    }
+
+    fn finish(&self, d: Deferred) {
+        for t in d.release {
+            self.release_template(t);
+        }
+    }
+
+    /// Looks up a client -> server packet and applies it on a hit.
+    ///
+    /// `tcp` is the TCP flags byte (0 for other protocols), `bytes` the IP
+    /// length counted in the statistics.
+    pub fn lookup_in(&self, now: u64, k: &ConnKey, tcp: u8, bytes: u32) -> InLookup {
+        let hc = self.client_hash(k.proto, &k.caddr, k.cport);
+        let h = self.in_hash(hc, k);
+        let si = self.shard_of(hc);
+        let mut d = Deferred::default();
+        let r = {
+            let mut sh = self.shards[si].lock();
+            match sh.find_in(h, k) {
+                None => InLookup::Miss,
+                Some(slot) => {
+                    let c = sh.at(slot);
+                    let dest = self.dests.get(c.dest);
+                    if !dest.is_available() && self.settings.expire_nodest_conn.load(Relaxed) {
+                        self.remove(&mut sh, slot, &mut d);
+                        InLookup::NoDest
+                    } else if self.reusable(c, k.proto, tcp) {
+                        self.remove(&mut sh, slot, &mut d);
+                        InLookup::Miss
+                    } else {
+                        self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
+                        InLookup::Hit(ConnView::of(sh.at(slot), self.id(si, slot)))
+                    }
+                }
+            }
+        };
+        self.finish(d);
+        r
+    }
+
+    /// IPVS `conn_reuse_mode`: a fresh SYN on a closing connection starts a
+    /// new one.
+    fn reusable(&self, c: &Conn, proto: Proto, tcp: u8) -> bool {
+        proto == Proto::Tcp
+            && tcp & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+            && self.settings.conn_reuse.load(Relaxed)
+            && match c.tcp_state() {
+                TcpState::TimeWait | TcpState::Close => true,
+                TcpState::FinWait => c.flags & flags::NOOUTPUT != 0,
+                _ => false,
+            }
+    }
+
+    /// Looks up a server -> client packet (NAT reply) and applies it on a hit.
+    pub fn lookup_out(&self, now: u64, k: &ReplyKey, tcp: u8, bytes: u32) -> Option<ConnView> {
+        let hc = self.client_hash(k.proto, &k.caddr, k.cport);
+        let h = self.out_hash(hc, &k.daddr, k.dport);
+        let si = self.shard_of(hc);
+        let mut sh = self.shards[si].lock();
+        let slot = sh.find_out(h, k)?;
+        self.touch_filed(&mut sh, slot, Dir::Out, tcp, bytes, now);
+        Some(ConnView::of(sh.at(slot), self.id(si, slot)))
+    }
+
+    /// Reads an entry by key without changing it (ICMP errors, listings).
+    pub fn peek_in(&self, k: &ConnKey) -> Option<Conn> {
+        let hc = self.client_hash(k.proto, &k.caddr, k.cport);
+        let sh = self.shards[self.shard_of(hc)].lock();
+        sh.find_in(self.in_hash(hc, k), k).map(|s| *sh.at(s))
+    }
+
+    /// Reads an entry by reply key without changing it.
+    pub fn peek_out(&self, k: &ReplyKey) -> Option<Conn> {
+        let hc = self.client_hash(k.proto, &k.caddr, k.cport);
+        let sh = self.shards[self.shard_of(hc)].lock();
+        sh.find_out(self.out_hash(hc, &k.daddr, k.dport), k)
+            .map(|s| *sh.at(s))
+    }
+
+    /// Creates a connection for the first packet of a flow and applies that
+    /// packet to it. Safe against a concurrent insert of the same key.
+    pub fn insert(
+        &self,
+        now: u64,
+        n: &NewConn,
+        tcp: u8,
+        bytes: u32,
+    ) -> Result<Inserted, InsertError> {
+        let k = &n.key;
+        let hc = self.client_hash(k.proto, &k.caddr, k.cport);
+        let h = self.in_hash(hc, k);
+        let si = self.shard_of(hc);
+        let mut d = Deferred::default();
+        let r = {
+            let mut sh = self.shards[si].lock();
+            if let Some(slot) = sh.find_in(h, k) {
+                d.release.extend(n.template);
+                self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
+                Ok(Inserted::Existing(ConnView::of(sh.at(slot), self.id(si, slot))))
+            } else if let Some(slot) = sh.alloc() {
+                let mut f = flags::LIVE | flags::INACTIVE;
+                if n.fwd != Fwd::Masq {
+                    f |= flags::NOOUTPUT;
+                }
+                if n.template.is_some() {
+                    f |= flags::CONTROLLED | flags::PERSISTENT;
+                }
+                {
+                    let c = sh.at_mut(slot);
+                    *c = Conn {
+                        caddr: k.caddr,
+                        vaddr: k.vaddr,
+                        daddr: n.daddr,
+                        cport: k.cport,
+                        vport: k.vport,
+                        dport: n.dport,
+                        proto: k.proto as u8,
+                        state: TcpState::None as u8,
+                        fwd: n.fwd as u8,
+                        flags: f,
+                        dest: n.dest,
+                        control: n.template.unwrap_or(0),
+                        ..Conn::EMPTY
+                    };
+                }
+                self.dests.get(n.dest).bind(false, false);
+                self.touch(sh.at_mut(slot), Dir::In, tcp, bytes, now);
+                sh.link_in(h, slot);
+                if n.fwd == Fwd::Masq {
+                    sh.link_out(self.out_hash(hc, &n.daddr, n.dport), slot);
+                }
+                sh.wheel_push(slot);
+                sh.created += 1;
+                Ok(Inserted::New(ConnView::of(sh.at(slot), self.id(si, slot))))
+            } else {
+                sh.full += 1;
+                d.release.extend(n.template);
+                Err(InsertError::Full)
+            }
+        };
+        self.finish(d);
+        r
+    }
+
+    /// Finds a valid persistence template for `key` and takes a reference
+    /// on it (the connection created with it releases the reference when it
+    /// goes). The template's expiry is pushed to now + its timeout, as IPVS
+    /// does on every new connection under a template.
+    ///
+    /// A template is invalid (IPVS `ip_vs_check_template`) when its
+    /// destination was deleted, or has weight 0 while
+    /// `expire_quiescent_template` is set: it is then unhashed, so the
+    /// caller schedules afresh, and freed once its connections are gone.
+    pub fn acquire_template(&self, now: u64, key: &ConnKey) -> Option<(ConnId, ConnView)> {
+        let hc = self.client_hash(key.proto, &key.caddr, key.cport);
+        let h = self.in_hash(hc, key);
+        let si = self.shard_of(hc);
+        let mut sh = self.shards[si].lock();
+        let slot = sh.find_in(h, key)?;
+        let c = sh.at(slot);
+        if !c.is_template() {
+            return None;
+        }
+        let dest = self.dests.get(c.dest);
+        let quiescent =
+            dest.weight() == 0 && self.settings.expire_quiescent_template.load(Relaxed);
+        if !dest.is_available() || quiescent {
+            sh.unlink_in(h, slot);
+            return None;
+        }
+        let c = sh.at_mut(slot);
+        c.control += 1;
+        c.expires = now.saturating_add(u64::from(c.timeout_ms));
+        let id = self.id(si, slot);
+        Some((id, ConnView::of(c, id)))
+    }
+
+    /// Creates a persistence template holding one reference (for the
+    /// connection about to be created). If another worker created it first,
+    /// takes a reference on that one instead.
+    pub fn create_template(
+        &self,
+        now: u64,
+        t: &NewTemplate,
+    ) -> Result<(ConnId, ConnView), InsertError> {
+        let k = &t.key;
+        let hc = self.client_hash(k.proto, &k.caddr, k.cport);
+        let h = self.in_hash(hc, k);
+        let si = self.shard_of(hc);
+        let mut sh = self.shards[si].lock();
+        if let Some(slot) = sh.find_in(h, k) {
+            let c = sh.at_mut(slot);
+            if c.is_template() {
+                c.control += 1;
+                c.expires = now.saturating_add(u64::from(c.timeout_ms));
+                let id = self.id(si, slot);
+                return Ok((id, ConnView::of(c, id)));
+            }
+        }
+        let Some(slot) = sh.alloc() else {
+            sh.full += 1;
+            return Err(InsertError::Full);
+        };
+        let timeout = t.timeout_ms.min(MAX_TIMEOUT_MS);
+        *sh.at_mut(slot) = Conn {
+            caddr: k.caddr,
+            vaddr: k.vaddr,
+            daddr: t.daddr,
+            cport: k.cport,
+            vport: k.vport,
+            dport: t.dport,
+            proto: k.proto as u8,
+            state: TcpState::None as u8,
+            fwd: t.fwd as u8,
+            flags: flags::LIVE | flags::TEMPLATE,
+            dest: t.dest,
+            expires: now.saturating_add(timeout),
+            timeout_ms: timeout as u32,
+            control: 1,
+            ..Conn::EMPTY
+        };
+        self.dests.get(t.dest).bind(true, false);
+        sh.link_in(h, slot);
+        sh.wheel_push(slot);
+        sh.created += 1;
+        let id = self.id(si, slot);
+        Ok((id, ConnView::of(sh.at(slot), id)))
+    }
+
+    /// Drops one reference on a template (a controlled connection went).
+    pub fn release_template(&self, id: ConnId) {
+        let (si, slot) = self.split(id);
+        let Some(shard) = self.shards.get(si) else {
+            return;
+        };
+        let mut sh = shard.lock();
+        if (slot as usize) < (sh.used as usize) {
+            let c = sh.at_mut(slot);
+            if c.is_template() && c.control > 0 {
+                c.control -= 1;
+            }
+        }
+    }
+
+    /// Expires due entries. Call it from a slow path every few hundred
+    /// milliseconds with a budget (entries examined per shard) so no shard
+    /// lock is held long; shards another thread is expiring are skipped.
+    /// Returns the number of entries removed.
+    pub fn expire(&self, now: u64, budget_per_shard: usize) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let Some(mut sh) = shard.try_lock() else {
+                continue;
+            };
+            let mut d = Deferred::default();
+            removed += self.expire_shard(&mut sh, now, budget_per_shard, &mut d);
+            drop(sh);
+            self.finish(d);
+        }
+        removed
+    }
+
+    fn expire_shard(&self, sh: &mut Shard, now: u64, budget: usize, d: &mut Deferred) -> usize {
+        let now_tick = tick_of(now);
+        let mut left = budget;
+        let mut removed = 0;
+        if sh.len == 0 {
+            sh.cursor = sh.cursor.max(now_tick);
+            return 0;
+        }
+        // A clock far ahead of the cursor: one revolution visits every slot.
+        if now_tick > sh.cursor + WHEEL_SLOTS as u64 {
+            sh.cursor = now_tick - WHEEL_SLOTS as u64;
+        }
+        while sh.cursor <= now_tick && left > 0 {
+            let w = (sh.cursor % WHEEL_SLOTS as u64) as usize;
+            // Detach the slot's list. Entries not yet due are re-filed; those
+            // that belong to this same wheel slot again (a later revolution,
+            // or later in the current tick) are kept on a local list so the
+            // walk never meets them twice.
+            let mut s = std::mem::replace(&mut sh.wheel[w], NIL);
+            let mut keep = LocalList::default();
+            while s != NIL && left > 0 {
+                left -= 1;
+                let next = sh.at(s).tw_next;
+                let c = *sh.at(s);
+                let due = c.expires <= now;
+                if due && !(c.is_template() && c.control > 0) {
+                    sh.at_mut(s).tw_prev = NIL;
+                    self.remove(sh, s, d);
+                    removed += 1;
+                } else {
+                    if due {
+                        // IPVS: a template lives on while it controls connections.
+                        sh.at_mut(s).expires = now.saturating_add(u64::from(c.timeout_ms));
+                    }
+                    if sh.wheel_index(s) == w {
+                        keep.push(sh, s);
+                    } else {
+                        sh.wheel_push(s);
+                    }
+                }
+                s = next;
+            }
+            // Put back what stays in this slot: the kept entries, then the
+            // unexamined rest if the budget ran out.
+            keep.append_raw(sh, s);
+            if keep.head != NIL {
+                sh.at_mut(keep.head).tw_prev = HEAD_TAG | w as u32;
+            }
+            sh.wheel[w] = keep.head;
+            if s != NIL || sh.cursor == now_tick {
+                break;
+            }
+            sh.cursor += 1;
+        }
+        removed
+    }
+
+    /// Removes every entry for which `pred` holds (`-C`, deleting a service,
+    /// flushing a deleted destination's connections), one shard at a time.
+    /// Connections go first; a matching template that still controls
+    /// connections which did not match is unhashed (no new connection will
+    /// use it) and left to expire with them. Returns the entries removed.
+    pub fn remove_where(&self, mut pred: impl FnMut(&Conn) -> bool) -> usize {
+        let mut n = 0;
+        for templates in [false, true] {
+            for shard in self.shards.iter() {
+                let mut d = Deferred::default();
+                {
+                    let mut sh = shard.lock();
+                    for slot in 0..sh.used {
+                        let c = *sh.at(slot);
+                        if c.flags & flags::LIVE == 0 || c.is_template() != templates || !pred(&c) {
+                            continue;
+                        }
+                        if templates && c.control > 0 {
+                            if c.flags & flags::HASHED_IN != 0 {
+                                let hc = self.client_hash(c.proto(), &c.caddr, c.cport);
+                                sh.unlink_in(self.in_hash(hc, &c.key()), slot);
+                            }
+                        } else {
+                            self.remove(&mut sh, slot, &mut d);
+                            n += 1;
+                        }
+                    }
+                }
+                self.finish(d);
+            }
+        }
+        n
+    }
+
+    /// Visits every live entry (for `-Lnc`, sync and statistics) without
+    /// stopping the data plane: entries are copied out in batches of at most
+    /// `batch` per lock hold, and `f` runs with no lock held.
+    pub fn for_each(&self, batch: usize, mut f: impl FnMut(ConnId, &Conn)) {
+        let batch = batch.max(1);
+        let mut buf: Vec<(ConnId, Conn)> = Vec::with_capacity(batch);
+        for (si, shard) in self.shards.iter().enumerate() {
+            let mut next = 0u32;
+            loop {
+                buf.clear();
+                {
+                    let sh = shard.lock();
+                    while next < sh.used && buf.len() < batch {
+                        let c = sh.at(next);
+                        if c.flags & flags::LIVE != 0 {
+                            buf.push((self.id(si, next), *c));
+                        }
+                        next += 1;
+                    }
+                    if buf.is_empty() && next >= sh.used {
+                        break;
+                    }
+                }
+                for (id, c) in &buf {
+                    f(*id, c);
+                }
+            }
+        }
+    }
+
+    /// Memory the table holds, in bytes: slab chunks, bucket arrays and
+    /// wheels (not counting the allocator's own overhead).
+    pub fn memory_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock();
+                s.chunks.len() * CHUNK * size_of::<Conn>()
+                    + (s.in_heads.len() + s.out_heads.len() + s.wheel.len()) * 4
+            })
+            .sum::<usize>()
+            + self.shards.len() * size_of::<CachePadded<Mutex<Shard>>>()
+    }
+}
