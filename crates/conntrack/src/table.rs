@@ -23,7 +23,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use crossbeam::utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
@@ -181,7 +181,7 @@ pub enum Inserted {
 /// Why an entry could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertError {
-    /// The table (this key's shard) is at capacity. The caller's template
+    /// The table is at capacity. The caller's template
     /// reference was released.
     Full,
 }
@@ -212,7 +212,6 @@ struct Shard {
     /// Head of the free list (linked through `next_in`).
     free: u32,
     len: u32,
-    cap: u32,
     in_mask: u32,
     out_mask: u32,
     in_heads: Box<[u32]>,
@@ -281,6 +280,12 @@ struct Deferred {
 /// The connection table. See the module documentation for its layout.
 pub struct ConnTable {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// Live entries across all shards, against `capacity`. Touched only
+    /// when an entry is created or removed, never per packet.
+    live: CachePadded<AtomicUsize>,
+    capacity: usize,
+    /// Highest slot number a shard may hand out (ids are `slot << bits | shard`).
+    max_slots: u32,
     shard_bits: u32,
     hasher: DefaultHashBuilder,
     dests: Arc<DestTable>,
@@ -306,15 +311,15 @@ fn tick_of(ms: u64) -> u64 {
 }
 
 impl Shard {
-    fn new(cap: u32, prealloc: bool) -> Shard {
-        let in_buckets = (cap as usize).next_power_of_two().max(16);
+    /// A shard expected to hold about `per` entries.
+    fn new(per: u32, prealloc: bool) -> Shard {
+        let in_buckets = (per as usize).next_power_of_two().max(16);
         let out_buckets = (in_buckets / 2).max(16);
         let mut s = Shard {
             chunks: Vec::new(),
             used: 0,
             free: NIL,
             len: 0,
-            cap,
             in_mask: (in_buckets - 1) as u32,
             out_mask: (out_buckets - 1) as u32,
             in_heads: vec![NIL; in_buckets].into_boxed_slice(),
@@ -326,7 +331,7 @@ impl Shard {
             full: 0,
         };
         if prealloc {
-            let chunks = (cap as usize).div_ceil(CHUNK);
+            let chunks = (per as usize).div_ceil(CHUNK);
             s.chunks.reserve_exact(chunks);
             for _ in 0..chunks {
                 s.chunks.push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
@@ -345,8 +350,10 @@ impl Shard {
         &mut self.chunks[(slot >> CHUNK_BITS) as usize][slot as usize & (CHUNK - 1)]
     }
 
-    fn alloc(&mut self) -> Option<u32> {
-        if self.len >= self.cap {
+    /// Takes a free slot; the caller has reserved capacity
+    /// ([`ConnTable::reserve`]) and `max_slots` bounds the slot number.
+    fn alloc(&mut self, max_slots: u32) -> Option<u32> {
+        if self.free == NIL && self.used >= max_slots {
             return None;
         }
         let slot = if self.free != NIL {
@@ -505,13 +512,18 @@ impl Shard {
 impl ConnTable {
     /// A table sized by `cfg`, counting connections on `dests`.
     pub fn new(cfg: TableConfig, dests: Arc<DestTable>) -> ConnTable {
-        let n = cfg.shards.max(1).next_power_of_two();
-        let per = cfg.capacity.div_ceil(n).clamp(1, (HEAD_TAG as usize - 1) / n);
+        let n = cfg.shards.clamp(1, 1 << 16).next_power_of_two();
+        let max_slots = ((HEAD_TAG as usize - 1) / n) as u32;
+        let capacity = cfg.capacity.clamp(1, HEAD_TAG as usize - 1);
+        let per = capacity.div_ceil(n).min(max_slots as usize);
         let shards = (0..n)
             .map(|_| CachePadded::new(Mutex::new(Shard::new(per as u32, cfg.prealloc))))
             .collect();
         ConnTable {
             shards,
+            live: CachePadded::new(AtomicUsize::new(0)),
+            capacity,
+            max_slots,
             shard_bits: n.trailing_zeros(),
             hasher: DefaultHashBuilder::default(),
             dests,
@@ -527,12 +539,28 @@ impl ConnTable {
 
     /// Most entries the table holds.
     pub fn capacity(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().cap as usize).sum()
+        self.capacity
     }
 
     /// Live entries (connections and templates).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len as usize).sum()
+        self.live.load(Relaxed)
+    }
+
+    /// Takes one entry of capacity and a slot of `sh`, or counts a refusal.
+    fn reserve(&self, sh: &mut Shard) -> Option<u32> {
+        let ok = self
+            .live
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.capacity).then_some(n + 1))
+            .is_ok();
+        if ok {
+            if let Some(slot) = sh.alloc(self.max_slots) {
+                return Some(slot);
+            }
+            self.live.fetch_sub(1, Relaxed);
+        }
+        sh.full += 1;
+        None
     }
 
     /// Whether the table holds nothing.
@@ -661,6 +689,7 @@ impl ConnTable {
         }
         sh.free_slot(slot);
         sh.expired += 1;
+        self.live.fetch_sub(1, Relaxed);
     }
 
     fn finish(&self, d: Deferred) {
@@ -761,7 +790,7 @@ impl ConnTable {
                 d.release.extend(n.template);
                 self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
                 Ok(Inserted::Existing(ConnView::of(sh.at(slot), self.id(si, slot))))
-            } else if let Some(slot) = sh.alloc() {
+            } else if let Some(slot) = self.reserve(&mut sh) {
                 let mut f = flags::LIVE | flags::INACTIVE;
                 if n.fwd != Fwd::Masq {
                     f |= flags::NOOUTPUT;
@@ -797,7 +826,6 @@ impl ConnTable {
                 sh.created += 1;
                 Ok(Inserted::New(ConnView::of(sh.at(slot), self.id(si, slot))))
             } else {
-                sh.full += 1;
                 d.release.extend(n.template);
                 Err(InsertError::Full)
             }
@@ -861,8 +889,7 @@ impl ConnTable {
                 return Ok((id, ConnView::of(c, id)));
             }
         }
-        let Some(slot) = sh.alloc() else {
-            sh.full += 1;
+        let Some(slot) = self.reserve(&mut sh) else {
             return Err(InsertError::Full);
         };
         let timeout = t.timeout_ms.min(MAX_TIMEOUT_MS);
