@@ -15,7 +15,7 @@
 //! Contracts: no operation panics on any input; the packet path
 //! ([`ConnTable::lookup_in`], [`ConnTable::lookup_out`]) takes one shard lock
 //! for one lookup and allocates nothing; [`ConnTable::insert`] allocates at
-//! most one 512 KiB slab chunk per 4096 new entries (none with
+//! most one 32 KiB slab chunk per 256 new entries (none with
 //! [`TableConfig::prealloc`]); the table never holds more than its capacity.
 //!
 //! ```

@@ -2,7 +2,7 @@
 //!
 //! Layout, per shard (one `parking_lot::Mutex` each; a worker holds it for
 //! one lookup or insert, never across a batch):
-//! - a slab of 128-byte [`Conn`] entries in 4096-entry chunks, allocated as
+//! - a slab of 128-byte [`Conn`] entries in 256-entry (32 KiB) chunks, allocated as
 //!   the table fills (or all up front with [`TableConfig::prealloc`]) and
 //!   never moved, so an entry's slot number is stable;
 //! - two bucket arrays of `u32` slot numbers heading intrusive hash chains:
@@ -37,7 +37,7 @@ use crate::state::{Dir, TcpState, Timeouts, tcp_flags, tcp_next};
 /// A connection's identity across the whole table: `slot * shards + shard`.
 pub type ConnId = u32;
 
-const CHUNK_BITS: u32 = 12;
+const CHUNK_BITS: u32 = 8;
 const CHUNK: usize = 1 << CHUNK_BITS;
 const WHEEL_SLOTS: usize = 1024;
 /// Wheel granularity in milliseconds.
@@ -363,7 +363,7 @@ impl Shard {
         } else {
             let s = self.used;
             if (s as usize) >= self.chunks.len() * CHUNK {
-                // Amortised: one 512 KiB chunk per 4096 new entries, never per packet.
+                // Amortised: one 32 KiB chunk per 256 new entries, never per packet.
                 self.chunks.push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
             }
             self.used += 1;
