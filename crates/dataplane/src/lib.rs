@@ -1,2 +1,4 @@
 //! xvs data plane.
 #![deny(unsafe_code)]
+pub mod service;
+pub mod wire;
