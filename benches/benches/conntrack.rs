@@ -49,7 +49,8 @@ fn filled(n: usize, fwd: Fwd) -> ConnTable {
         dests,
     );
     for i in 0..n as u64 {
-        t.insert(0, &new_conn(i, fwd), tcp_flags::SYN, 60).expect("capacity");
+        t.insert(0, &new_conn(i, fwd), tcp_flags::SYN, 60)
+            .expect("capacity");
     }
     t
 }

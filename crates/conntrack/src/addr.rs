@@ -27,7 +27,9 @@ impl Addr {
     /// An IPv4 address from its four octets.
     #[inline]
     pub const fn v4(o: [u8; 4]) -> Addr {
-        Addr([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3]])
+        Addr([
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3],
+        ])
     }
 
     /// An IPv6 address from its sixteen octets.
@@ -67,7 +69,11 @@ impl Addr {
     /// 0..=32 of the four octets; IPv6: 0..=128), zeroing the rest. This is
     /// the persistence netmask (`-M`).
     pub fn masked(&self, bits: u8) -> Addr {
-        let (start, max) = if self.is_v4() { (12usize, 32u8) } else { (0, 128) };
+        let (start, max) = if self.is_v4() {
+            (12usize, 32u8)
+        } else {
+            (0, 128)
+        };
         let bits = bits.min(max) as usize;
         let mut out = *self;
         for (i, b) in out.0[start..].iter_mut().enumerate() {

@@ -9,7 +9,7 @@
 //! in one place), schedulers read them, and nothing on the packet path
 //! allocates or locks to reach them.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicI32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
 
 /// Index of a destination's slot in a [`DestTable`].
 pub type DestId = u32;

@@ -282,7 +282,11 @@ mod tests {
     #[test]
     fn nat_server_closes_first() {
         use Dir::*;
-        let got = walk(ES, false, &[(Out, FIN | ACK), (In, ACK), (In, FIN | ACK), (Out, ACK)]);
+        let got = walk(
+            ES,
+            false,
+            &[(Out, FIN | ACK), (In, ACK), (In, FIN | ACK), (Out, ACK)],
+        );
         assert_eq!(got, [FW, FW, TW, TW]);
     }
 
@@ -317,7 +321,11 @@ mod tests {
     fn simultaneous_close() {
         use Dir::*;
         // Both sides send FIN before seeing the other's.
-        let got = walk(ES, false, &[(In, FIN | ACK), (Out, FIN | ACK), (In, ACK), (Out, ACK)]);
+        let got = walk(
+            ES,
+            false,
+            &[(In, FIN | ACK), (Out, FIN | ACK), (In, ACK), (Out, ACK)],
+        );
         assert_eq!(got, [CW, TW, TW, TW]);
     }
 
@@ -325,7 +333,11 @@ mod tests {
     fn rst_beats_syn_and_no_flags_close() {
         assert_eq!(tcp_next(ES, Dir::In, false, SYN | RST), CL);
         assert_eq!(tcp_next(ES, Dir::In, false, 0), CL);
-        assert_eq!(tcp_next(ES, Dir::In, false, SYN | FIN), ES, "syn row wins over fin");
+        assert_eq!(
+            tcp_next(ES, Dir::In, false, SYN | FIN),
+            ES,
+            "syn row wins over fin"
+        );
     }
 
     #[test]

@@ -364,7 +364,8 @@ impl Shard {
             let s = self.used;
             if (s as usize) >= self.chunks.len() * CHUNK {
                 // Amortised: one 32 KiB chunk per 256 new entries, never per packet.
-                self.chunks.push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
+                self.chunks
+                    .push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
             }
             self.used += 1;
             s
@@ -789,7 +790,10 @@ impl ConnTable {
             if let Some(slot) = sh.find_in(h, k) {
                 d.release.extend(n.template);
                 self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
-                Ok(Inserted::Existing(ConnView::of(sh.at(slot), self.id(si, slot))))
+                Ok(Inserted::Existing(ConnView::of(
+                    sh.at(slot),
+                    self.id(si, slot),
+                )))
             } else if let Some(slot) = self.reserve(&mut sh) {
                 let mut f = flags::LIVE | flags::INACTIVE;
                 if n.fwd != Fwd::Masq {
@@ -854,8 +858,7 @@ impl ConnTable {
             return None;
         }
         let dest = self.dests.get(c.dest);
-        let quiescent =
-            dest.weight() == 0 && self.settings.expire_quiescent_template.load(Relaxed);
+        let quiescent = dest.weight() == 0 && self.settings.expire_quiescent_template.load(Relaxed);
         if !dest.is_available() || quiescent {
             sh.unlink_in(h, slot);
             return None;

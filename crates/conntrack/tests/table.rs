@@ -63,19 +63,34 @@ fn nat_entry_is_found_from_both_directions() {
     let Ok(Inserted::New(v)) = t.insert(0, &n, SYN, 60) else {
         panic!("insert")
     };
-    assert_eq!((v.dest, v.daddr, v.dport, v.fwd), (3, n.daddr, 8080, Fwd::Masq));
+    assert_eq!(
+        (v.dest, v.daddr, v.dport, v.fwd),
+        (3, n.daddr, 8080, Fwd::Masq)
+    );
     assert_eq!(v.state, TcpState::SynRecv);
-    let out = t.lookup_out(S, &reply(&k, &n), SYN | ACK, 60).expect("reply side");
+    let out = t
+        .lookup_out(S, &reply(&k, &n), SYN | ACK, 60)
+        .expect("reply side");
     assert_eq!(out.id, v.id, "the same entry");
-    assert_eq!((out.vaddr, out.vport), (k.vaddr, k.vport), "reply knows the VIP");
+    assert_eq!(
+        (out.vaddr, out.vport),
+        (k.vaddr, k.vport),
+        "reply knows the VIP"
+    );
     let InLookup::Hit(h) = t.lookup_in(2 * S, &k, ACK, 52) else {
         panic!("in side")
     };
     assert_eq!(h.state, TcpState::Established);
     let c = t.peek_in(&k).unwrap();
-    assert_eq!((c.in_pkts, c.in_bytes, c.out_pkts, c.out_bytes), (2, 112, 1, 60));
+    assert_eq!(
+        (c.in_pkts, c.in_bytes, c.out_pkts, c.out_bytes),
+        (2, 112, 1, 60)
+    );
     // A different client port is a different connection.
-    assert_eq!(t.lookup_in(2 * S, &key(Proto::Tcp, 1, 40001), ACK, 52), InLookup::Miss);
+    assert_eq!(
+        t.lookup_in(2 * S, &key(Proto::Tcp, 1, 40001), ACK, 52),
+        InLookup::Miss
+    );
 }
 
 #[test]
@@ -86,9 +101,13 @@ fn dr_entry_has_no_reply_index() {
     t.insert(0, &n, SYN, 60).unwrap();
     assert!(t.lookup_out(S, &reply(&k, &n), ACK, 60).is_none());
     // Input-only table: ACK establishes, FIN goes to FIN_WAIT.
-    let InLookup::Hit(h) = t.lookup_in(S, &k, ACK, 52) else { panic!() };
+    let InLookup::Hit(h) = t.lookup_in(S, &k, ACK, 52) else {
+        panic!()
+    };
     assert_eq!(h.state, TcpState::Established);
-    let InLookup::Hit(h) = t.lookup_in(S, &k, FIN | ACK, 52) else { panic!() };
+    let InLookup::Hit(h) = t.lookup_in(S, &k, FIN | ACK, 52) else {
+        panic!()
+    };
     assert_eq!(h.state, TcpState::FinWait);
 }
 
@@ -99,12 +118,20 @@ fn active_and_inactive_counts_follow_state() {
     let k = key(Proto::Tcp, 7, 1234);
     let n = new_conn(k, Fwd::Masq, 5);
     t.insert(0, &n, SYN, 60).unwrap();
-    assert_eq!((d.get(5).active(), d.get(5).inactive()), (1, 0), "SYN_RECV counts active");
+    assert_eq!(
+        (d.get(5).active(), d.get(5).inactive()),
+        (1, 0),
+        "SYN_RECV counts active"
+    );
     t.lookup_out(0, &reply(&k, &n), SYN | ACK, 60).unwrap();
     t.lookup_in(0, &k, ACK, 40);
     assert_eq!((d.get(5).active(), d.get(5).inactive()), (1, 0));
     t.lookup_in(0, &k, FIN | ACK, 40);
-    assert_eq!((d.get(5).active(), d.get(5).inactive()), (0, 1), "CLOSE_WAIT is inactive");
+    assert_eq!(
+        (d.get(5).active(), d.get(5).inactive()),
+        (0, 1),
+        "CLOSE_WAIT is inactive"
+    );
     t.lookup_out(0, &reply(&k, &n), FIN | ACK, 40).unwrap();
     assert_eq!(t.peek_in(&k).unwrap().tcp_state(), TcpState::TimeWait);
     // TIME_WAIT lasts 120 s.
@@ -113,7 +140,8 @@ fn active_and_inactive_counts_follow_state() {
     assert_eq!((d.get(5).active(), d.get(5).inactive()), (0, 0));
     // UDP is always inactive.
     let u = key(Proto::Udp, 7, 53);
-    t.insert(200 * S, &new_conn(u, Fwd::Route, 6), 0, 80).unwrap();
+    t.insert(200 * S, &new_conn(u, Fwd::Route, 6), 0, 80)
+        .unwrap();
     assert_eq!((d.get(6).active(), d.get(6).inactive()), (0, 1));
 }
 
@@ -123,7 +151,9 @@ fn rst_moves_to_close_and_close_expires_in_ten_seconds() {
     let k = key(Proto::Tcp, 1, 1);
     t.insert(0, &new_conn(k, Fwd::Masq, 1), SYN, 60).unwrap();
     t.lookup_in(0, &k, ACK, 40);
-    let InLookup::Hit(h) = t.lookup_in(5 * S, &k, RST, 40) else { panic!() };
+    let InLookup::Hit(h) = t.lookup_in(5 * S, &k, RST, 40) else {
+        panic!()
+    };
     assert_eq!(h.state, TcpState::Close);
     assert_eq!(t.expire(14 * S, usize::MAX), 0);
     assert_eq!(t.expire(16 * S, usize::MAX), 1);
@@ -140,7 +170,8 @@ fn traffic_refreshes_expiry_and_set_changes_timeouts() {
     assert_eq!(t.expire(400 * S, usize::MAX), 0, "refreshed to 550 s");
     assert_eq!(t.expire(551 * S, usize::MAX), 1);
     t.timeouts.set(0, 0, 10);
-    t.insert(600 * S, &new_conn(k, Fwd::Route, 1), 0, 100).unwrap();
+    t.insert(600 * S, &new_conn(k, Fwd::Route, 1), 0, 100)
+        .unwrap();
     assert_eq!(t.peek_in(&k).unwrap().timeout_ms, 10_000);
     assert_eq!(t.expire(611 * S, usize::MAX), 1);
 }
@@ -149,21 +180,28 @@ fn traffic_refreshes_expiry_and_set_changes_timeouts() {
 fn capacity_is_a_hard_bound() {
     let t = table(8, 1);
     for p in 0..8 {
-        t.insert(0, &new_conn(key(Proto::Udp, 1, p), Fwd::Route, 1), 0, 1).unwrap();
+        t.insert(0, &new_conn(key(Proto::Udp, 1, p), Fwd::Route, 1), 0, 1)
+            .unwrap();
     }
     let ninth = new_conn(key(Proto::Udp, 1, 99), Fwd::Route, 1);
     assert_eq!(t.insert(0, &ninth, 0, 1), Err(InsertError::Full));
     assert_eq!(t.stats().2, 1, "refusal counted");
     assert_eq!(t.len(), 8);
     assert_eq!(t.expire(301 * S, usize::MAX), 8);
-    assert!(matches!(t.insert(302 * S, &ninth, 0, 1), Ok(Inserted::New(_))));
+    assert!(matches!(
+        t.insert(302 * S, &ninth, 0, 1),
+        Ok(Inserted::New(_))
+    ));
 }
 
 #[test]
 fn concurrent_insert_of_the_same_key_yields_one_entry() {
     let t = table(64, 4);
     let k = key(Proto::Tcp, 3, 3);
-    assert!(matches!(t.insert(0, &new_conn(k, Fwd::Masq, 1), SYN, 60), Ok(Inserted::New(_))));
+    assert!(matches!(
+        t.insert(0, &new_conn(k, Fwd::Masq, 1), SYN, 60),
+        Ok(Inserted::New(_))
+    ));
     let r = t.insert(0, &new_conn(k, Fwd::Masq, 2), SYN, 60).unwrap();
     let Inserted::Existing(v) = r else { panic!() };
     assert_eq!(v.dest, 1, "first decision wins");
@@ -195,7 +233,11 @@ fn persistence_template_controls_connections() {
     let (tid, tv) = t.create_template(0, &nt).unwrap();
     assert_eq!(tv.dest, 4);
     assert_eq!(d.get(4).persistent(), 1);
-    let k = ConnKey { cport: 5555, caddr: client, ..tkey };
+    let k = ConnKey {
+        cport: 5555,
+        caddr: client,
+        ..tkey
+    };
     let mut n = new_conn(k, Fwd::Masq, 4);
     n.template = Some(tid);
     t.insert(0, &n, SYN, 60).unwrap();
@@ -246,16 +288,27 @@ fn quiescent_and_deleted_destinations_invalidate_templates() {
     let (tid, _) = t.create_template(0, &nt).unwrap();
     t.release_template(tid);
     d.configure(2, 0, 0, 0); // weight 0
-    assert!(t.acquire_template(1, &tkey).is_some(), "quiescent is reused by default");
+    assert!(
+        t.acquire_template(1, &tkey).is_some(),
+        "quiescent is reused by default"
+    );
     t.release_template(tid);
-    t.settings.expire_quiescent_template.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(t.acquire_template(2, &tkey).is_none(), "expire_quiescent_template");
+    t.settings
+        .expire_quiescent_template
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        t.acquire_template(2, &tkey).is_none(),
+        "expire_quiescent_template"
+    );
     // Invalidated: a new template with the same key can be made.
     let nt3 = NewTemplate { dest: 3, ..nt };
     let (_, v) = t.create_template(3, &nt3).unwrap();
     assert_eq!(v.dest, 3);
     d.retire(3);
-    assert!(t.acquire_template(4, &tkey).is_none(), "deleted destination");
+    assert!(
+        t.acquire_template(4, &tkey).is_none(),
+        "deleted destination"
+    );
 }
 
 #[test]
@@ -264,8 +317,13 @@ fn expire_nodest_conn_drops_connections_of_deleted_servers() {
     let k = key(Proto::Tcp, 1, 1);
     t.insert(0, &new_conn(k, Fwd::Route, 8), SYN, 60).unwrap();
     t.dests().retire(8);
-    assert!(matches!(t.lookup_in(1, &k, ACK, 40), InLookup::Hit(_)), "default: keep forwarding");
-    t.settings.expire_nodest_conn.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        matches!(t.lookup_in(1, &k, ACK, 40), InLookup::Hit(_)),
+        "default: keep forwarding"
+    );
+    t.settings
+        .expire_nodest_conn
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(t.lookup_in(2, &k, ACK, 40), InLookup::NoDest);
     assert!(t.is_empty());
     assert_eq!(t.dests().get(8).total(), 0);
@@ -291,7 +349,8 @@ fn syn_on_a_closed_connection_reschedules() {
 fn budgeted_expiry_finishes_a_crowded_slot_over_several_calls() {
     let t = table(10_000, 1);
     for p in 0..5000u16 {
-        t.insert(0, &new_conn(key(Proto::Udp, 2, p), Fwd::Route, 1), 0, 1).unwrap();
+        t.insert(0, &new_conn(key(Proto::Udp, 2, p), Fwd::Route, 1), 0, 1)
+            .unwrap();
     }
     // Touch half so they must be re-filed, not expired.
     for p in (0..5000u16).step_by(2) {
@@ -313,8 +372,13 @@ fn budgeted_expiry_finishes_a_crowded_slot_over_several_calls() {
 fn listing_and_flush() {
     let t = table(4096, 16);
     for c in 0..100u8 {
-        t.insert(0, &new_conn(key(Proto::Tcp, c, 1000), Fwd::Masq, u32::from(c % 4)), SYN, 60)
-            .unwrap();
+        t.insert(
+            0,
+            &new_conn(key(Proto::Tcp, c, 1000), Fwd::Masq, u32::from(c % 4)),
+            SYN,
+            60,
+        )
+        .unwrap();
     }
     let mut seen = Vec::new();
     t.for_each(7, |_, c| seen.push(c.caddr));
@@ -331,7 +395,8 @@ fn listing_and_flush() {
 fn far_jump_of_the_clock_expires_everything_due() {
     let t = table(256, 2);
     for p in 0..100 {
-        t.insert(0, &new_conn(key(Proto::Udp, 1, p), Fwd::Route, 1), 0, 1).unwrap();
+        t.insert(0, &new_conn(key(Proto::Udp, 1, p), Fwd::Route, 1), 0, 1)
+            .unwrap();
     }
     assert_eq!(t.expire(10_000_000 * S, usize::MAX), 100);
 }

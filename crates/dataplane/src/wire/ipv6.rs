@@ -319,6 +319,7 @@ pub fn is_ext_header(next_header: u8) -> bool {
 /// puts the whole chain in it); offset 0 without More Fragments is an atomic
 /// fragment (RFC 6946), taken as a whole packet; a non-zero offset stops the
 /// walk. `TruncatedIpv6ExtHeader` when a header runs past the payload.
+#[inline]
 pub fn walk_ext_headers(mut next_header: u8, payload: &[u8]) -> Result<Ipv6Upper, ParseError> {
     let mut rest = payload;
     let mut offset = 0;
