@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 use parking_lot::Mutex;
-use xvs_conntrack::{ConnKey, DestId, DestTable};
+use xvs_conntrack::{Addr, ConnKey, DestId, DestTable};
 
 use crate::lru::Lru;
 use crate::pool::{Pool, conn_overhead, heavier, least_weighted, usable};
@@ -295,7 +295,7 @@ impl Lblcr {
 
     /// The list indices of the servers in `addr`'s set, newest first (empty
     /// when the address is not remembered).
-    pub fn set_of(&self, addr: &xvs_conntrack::Addr) -> Vec<usize> {
+    pub fn set_of(&self, addr: &Addr) -> Vec<usize> {
         let mut t = self.table.lock();
         t.get_mut(addr).map_or_else(Vec::new, |s| {
             s.members()

@@ -145,7 +145,8 @@ pub use wrr::Wrr;
 pub struct DestInfo {
     /// Slot of the destination's live counters in the [`DestTable`].
     pub id: DestId,
-    /// Real server address (dh/sh/mh hash it to place the server).
+    /// Real server address (mh hashes it, with the port, to place the
+    /// server in its table).
     pub addr: Addr,
     /// Real server port.
     pub port: u16,

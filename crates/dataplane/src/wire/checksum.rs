@@ -37,13 +37,24 @@ fn fold(acc: u64) -> u16 {
 /// The one's complement sum of `data` read as big-endian 16-bit words, an odd
 /// final byte padded with a zero byte, folded to 16 bits.
 ///
-/// The sum is taken over native-endian 8-byte words and byte-swapped once at
-/// the end, which RFC 1071 section 2(B) shows equal to summing big-endian
-/// words.
+/// The sum is taken over native-endian words and byte-swapped once at the
+/// end, which RFC 1071 section 2(B) shows equal to summing big-endian words.
 #[inline]
 pub fn sum(data: &[u8]) -> u16 {
     let mut acc = 0u64;
     let mut rest = data;
+    // Runs of 64-byte blocks: 4-byte words added into a u64 without carries,
+    // a loop the compiler vectorises. Batches of at most 2^16 words cannot
+    // overflow the u64.
+    while rest.len() >= 64 {
+        let (batch, tail) = rest.split_at((rest.len() & !63).min(1 << 18));
+        let batch_sum: u64 = batch
+            .chunks_exact(4)
+            .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+            .sum();
+        acc = add64(acc, batch_sum);
+        rest = tail;
+    }
     while let Some((word, tail)) = rest.split_first_chunk::<8>() {
         acc = add64(acc, u64::from_ne_bytes(*word));
         rest = tail;

@@ -6,9 +6,6 @@ use super::checksum;
 /// Length of an IPv4 header without options.
 pub const HEADER_LEN: usize = 20;
 
-/// Longest IPv4 header: IHL 15, forty bytes of options.
-pub const MAX_HEADER_LEN: usize = 60;
-
 mod field {
     use core::ops::Range;
 

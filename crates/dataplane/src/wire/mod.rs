@@ -13,7 +13,7 @@
 //!   `new_unchecked`) validates the lengths a view relies on; after it
 //!   passed, no accessor panics. `new_unchecked` alone skips the check and
 //!   its accessors may panic on a short buffer.
-//! - **Parse once.** [`parse`] reads a frame in one pass into a small `Copy`
+//! - **Parse once.** [`parse()`] reads a frame in one pass into a small `Copy`
 //!   [`PacketInfo`] (addresses, ports, offsets, flags): the pipeline looks
 //!   the connection up with it, then rewrites the same frame in place
 //!   through the views and the incremental updates of [`checksum`]. It never
@@ -22,6 +22,9 @@
 //!   variant is a reason to drop a frame with a counter of its own
 //!   ([`ParseError::as_str`] names it, [`ParseError::ALL`] sizes the counter
 //!   array). The views' `check_len` return the same variants.
+//! - **Fuzz-ready.** [`parse()`] takes any byte slice, so a fuzz target is
+//!   `let _ = wire::parse(data);` (the tests run the same over random and
+//!   mutated frames).
 //! - **Writers write every byte.** Frames are reused, so [`Ipv4Repr::emit`]
 //!   (the IP-in-IP outer header of [`ipip_outer`]) never trusts what the
 //!   buffer held before.
@@ -112,15 +115,12 @@ pub mod ip_proto {
     pub const IPV6_NONXT: u8 = 59;
     /// IPv6 destination options (an extension header).
     pub const IPV6_OPTS: u8 = 60;
-    /// SCTP.
-    pub const SCTP: u8 = 132;
 }
 
 /// Whether an IP packet is a fragment, and which kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FragKind {
     /// A whole packet (including an IPv6 atomic fragment, RFC 6946).
-    #[default]
     None,
     /// The first fragment: offset 0, more fragments follow. It holds the
     /// transport header, but not all of what the header covers.

@@ -143,8 +143,8 @@ pub fn parse(frame: &[u8]) -> Result<PacketInfo, ParseError> {
         vlan_tci,
         l3_off,
         af: net.af,
-        src: net.af.src_addr(l3),
-        dst: net.af.dst_addr(l3),
+        src: src_addr(net.af, l3),
+        dst: dst_addr(net.af, l3),
         proto: net.proto,
         ip_len: net.ip_len,
         ttl: net.ttl,
@@ -165,7 +165,7 @@ pub fn parse(frame: &[u8]) -> Result<PacketInfo, ParseError> {
     })
 }
 
-/// What the IP layer tells, but the addresses.
+/// What the IP header says, addresses aside (see [`src_addr`]).
 struct Network {
     af: Af,
     proto: u8,
@@ -190,27 +190,23 @@ struct Transport<'a> {
     quote: Option<&'a [u8]>,
 }
 
-/// Reading addresses out of an IP header that [`parse`] checked.
-trait AddrAt {
-    fn src_addr(self, l3: &[u8]) -> Addr;
-    fn dst_addr(self, l3: &[u8]) -> Addr;
+/// The source address of the IP packet `l3` of family `af`, whose header
+/// [`parse`] checked.
+#[inline(always)]
+fn src_addr(af: Af, l3: &[u8]) -> Addr {
+    match af {
+        Af::V4 => Addr::v4(Ipv4Packet::new_unchecked(l3).src_addr()),
+        Af::V6 => Addr::v6(Ipv6Packet::new_unchecked(l3).src_addr()),
+    }
 }
 
-impl AddrAt for Af {
-    #[inline(always)]
-    fn src_addr(self, l3: &[u8]) -> Addr {
-        match self {
-            Af::V4 => Addr::v4(Ipv4Packet::new_unchecked(l3).src_addr()),
-            Af::V6 => Addr::v6(Ipv6Packet::new_unchecked(l3).src_addr()),
-        }
-    }
-
-    #[inline(always)]
-    fn dst_addr(self, l3: &[u8]) -> Addr {
-        match self {
-            Af::V4 => Addr::v4(Ipv4Packet::new_unchecked(l3).dst_addr()),
-            Af::V6 => Addr::v6(Ipv6Packet::new_unchecked(l3).dst_addr()),
-        }
+/// The destination address of the IP packet `l3` of family `af`, whose
+/// header [`parse`] checked.
+#[inline(always)]
+fn dst_addr(af: Af, l3: &[u8]) -> Addr {
+    match af {
+        Af::V4 => Addr::v4(Ipv4Packet::new_unchecked(l3).dst_addr()),
+        Af::V6 => Addr::v6(Ipv6Packet::new_unchecked(l3).dst_addr()),
     }
 }
 
@@ -307,7 +303,7 @@ fn parse_transport<'a>(
             if net.frag == FragKind::None {
                 let ok = match net.af {
                     Af::V4 => msg.verify_checksum_v4(),
-                    Af::V6 => msg.verify_checksum_v6(&net.af.src_addr(l3), &net.af.dst_addr(l3)),
+                    Af::V6 => msg.verify_checksum_v6(&src_addr(net.af, l3), &dst_addr(net.af, l3)),
                 };
                 if !ok {
                     return Err(ParseError::BadIcmpChecksum);
