@@ -1,15 +1,4 @@
 //! Static hashing: dh (`ip_vs_dh.c`) and sh (`ip_vs_sh.c`).
-//!
-//! Both keep a table of 256 buckets (`IP_VS_DH_TAB_BITS` /
-//! `IP_VS_SH_TAB_BITS` = 8) filled at update time, and hash an address into
-//! it with the multiplicative hash IPVS uses everywhere:
-//! `((offset + port + addr) * 2654435761) & 255`, where `addr` is the
-//! IPv4 address in host order or the XOR of the four 32-bit words of an
-//! IPv6 address. Only the low eight bits of the product are kept, and those
-//! depend only on the low eight bits of `port + addr`: for IPv4 that is the
-//! last octet, so clients in the same /24 with the same last octet share a
-//! bucket. That is the kernel's behaviour and is kept, so a table here maps
-//! flows exactly as the kernel's table with the same list would.
 
 use std::fmt;
 
@@ -37,6 +26,21 @@ fn hashkey(addr_fold: u32, port: u16, offset: u32) -> usize {
 /// address. If that destination may not take it (weight 0, overloaded)
 /// there is no fallback: the pick fails, as in the kernel, where dh is
 /// meant for cache clusters combined with cache bypass.
+///
+/// # The hash (dh and sh)
+///
+/// Both keep a table of 256 buckets (`IP_VS_DH_TAB_BITS` /
+/// `IP_VS_SH_TAB_BITS` = 8) filled at update time, and hash an address into
+/// it with the multiplicative hash IPVS uses everywhere:
+/// `(offset + (port + addr) * 2654435761) & 255`, where `addr` is the IPv4
+/// address in host order or the XOR of the four 32-bit words of an IPv6
+/// address, `port` is 0 unless a port flag asks for it, and `offset` is 0
+/// except in sh's fallback probe. Only the low eight bits of the product
+/// are kept, and they depend only on the low eight bits of `port + addr`:
+/// every IPv4 address with the same last octet (10.0.0.7, 192.168.3.7)
+/// lands in the same bucket. That is the kernel's behaviour and is kept, so
+/// a table here maps flows exactly as the kernel's table with the same list
+/// would.
 #[derive(Clone)]
 pub struct Dh {
     pool: Pool,
@@ -106,7 +110,7 @@ impl Scheduler for Dh {
 /// round until all are dealt (`ip_vs_sh_reassign`). Weights therefore set
 /// the share of buckets, and a weight of 0 still takes one bucket (where
 /// its clients find no server). A connection goes to the bucket of its
-/// source (client) address.
+/// source (client) address, hashed as described for [`Dh`].
 ///
 /// Flags:
 /// - [`SchedFlags::SH_PORT`] (`sh-port`): the source port is added to the

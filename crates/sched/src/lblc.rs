@@ -1,31 +1,8 @@
 //! Locality-based least connection: lblc (`ip_vs_lblc.c`) and lblcr with
 //! replication (`ip_vs_lblcr.c`).
 //!
-//! Both remember, per destination (virtual) address, where its connections
-//! went, so a cache cluster keeps each origin's objects on few caches. The
-//! table is shared by all workers: it lives behind a mutex, is allocated
-//! once, holds at most `capacity` addresses (the kernel's soft limit,
-//! `IP_VS_LBLC_TAB_SIZE * 16` = 16384, made hard) and evicts the least
-//! recently used address when full. An address unused for the expiration
-//! time (sysctl `lblc_expiration` / `lblcr_expiration`, 24 hours by
-//! default) is forgotten. Time is the pick's `now_ms`.
-//!
-//! Differences from the kernel, all forced by "bounded, no allocation, no
-//! timer":
-//! - The kernel lets the table grow past its limit and trims it from a
-//!   timer every minute (entries idle for 6 minutes first, and a full
-//!   24-hour sweep every 30 minutes). Here the table cannot grow: an insert
-//!   into a full table evicts the least recently used entry at once, and
-//!   expired entries are dropped at the next pick, oldest first.
-//! - lblcr server sets hold at most [`Lblcr::SET_CAPACITY`] members (the
-//!   kernel's are unbounded lists); adding to a full set first drops its
-//!   most loaded member.
-//! - Members (lblcr) or the remembered server (lblc) that are no longer in
-//!   the service are ignored and, in lblcr sets, pruned; the kernel keeps
-//!   them referenced in its destination trash.
-//! - A remembered lblc server with the overload flag (`-x` threshold) set
-//!   is not reused; the kernel only checks weight and availability there,
-//!   but every scheduler here honours the overload flag.
+//! See [`Lblc`] for the shared address table, its bounds and where it
+//! departs from the kernel.
 
 use std::fmt;
 use std::sync::Arc;
@@ -74,8 +51,33 @@ fn locality_overloaded(pool: &Pool, dests: &DestTable, i: usize) -> bool {
 /// half of its weight), that server is chosen. Otherwise a server is chosen
 /// as by [`Wlc`](crate::Wlc) and remembered for the address.
 ///
-/// See the [module documentation](self) for the table's bounds and
-/// expiry. Clones share the table.
+/// # The address table (lblc and lblcr)
+///
+/// The table is shared by all workers: it lives behind a mutex, is
+/// allocated once at construction, holds at most `capacity` addresses (the
+/// kernel's soft limit, `IP_VS_LBLC_TAB_SIZE * 16` = 16384, made hard) and
+/// evicts the least recently used address when full. An address unused for
+/// the expiration time (sysctl `lblc_expiration` / `lblcr_expiration`, 24
+/// hours by default) is forgotten. Time is the pick's
+/// [`now_ms`](crate::PickCx::now_ms). Clones share the table, and
+/// [`Scheduler::update`] keeps it: entries name destinations by id.
+///
+/// Differences from the kernel, forced by "bounded, no allocation, no
+/// timer" or by the crate's rules:
+/// - The kernel lets its table grow past the limit and trims it from a
+///   timer every minute (entries idle for 6 minutes first, plus a full
+///   24-hour sweep every 30 minutes). Here the table cannot grow: an insert
+///   into a full table evicts the least recently used entry at once, and
+///   expired entries are dropped at the next pick, oldest first (so an
+///   entry is forgotten exactly at its expiration, not up to 30 minutes
+///   later).
+/// - A remembered server that is no longer in the service is ignored (and
+///   dropped from lblcr sets); the kernel keeps it referenced in its
+///   destination trash until the entry goes.
+/// - A remembered lblc server with the overload flag (`-x` threshold) set
+///   is not reused; the kernel only checks weight and availability there,
+///   but every scheduler here honours the overload flag.
+/// - lblcr sets are bounded, see [`Lblcr`].
 #[derive(Clone)]
 pub struct Lblc {
     pool: Pool,
@@ -250,8 +252,10 @@ impl ServerSet {
 /// by default; the kernel uses the same value for idle entries and for
 /// shrinking).
 ///
-/// See the [module documentation](self) for the table's bounds and
-/// expiry. Clones share the table.
+/// The address table, its bounds and expiry are as for [`Lblc`]. A set
+/// holds at most [`Lblcr::SET_CAPACITY`] servers (the kernel's sets are
+/// unbounded lists); adding to a full set first drops its most loaded
+/// member.
 #[derive(Clone)]
 pub struct Lblcr {
     pool: Pool,

@@ -8,6 +8,12 @@
 //! evicts the least recently used entry. Entries are stamped with a
 //! monotonic "last use" time, so the list is also in age order and
 //! expiring idle entries pops them from the old end.
+//!
+//! Invariant: `nodes.len()` is fixed at construction, and every node number
+//! held anywhere (`head`, `tail`, `free`, the `prev`/`next` links, the
+//! values of `index`) is either `NIL` or below it; a node is either on the
+//! use list and in `index`, or on the free list. The indexing below relies
+//! on this and cannot go out of bounds.
 
 use hashbrown::HashMap;
 use xvs_conntrack::Addr;

@@ -1,23 +1,4 @@
 //! Weighted round robin (`ip_vs_wrr.c`).
-//!
-//! IPVS walks the destination list in passes. Pass `k` has a current
-//! weight `cw = mw - k*di`, where `di` is the GCD of the positive weights
-//! and `mw = max_weight - (di - 1)`, and takes every destination whose
-//! weight is at least `cw`, in list order; the last pass has `cw` in
-//! `1..=di` and takes every destination of positive weight. With A=4, B=3,
-//! C=2 the passes are `cw = 4, 3, 2, 1`, giving `A | A B | A B C | A B C`,
-//! the cycle `AABABCABC`.
-//!
-//! When nothing is overloaded, that order is a fixed cycle of
-//! `sum(weight)/di` steps, so [`Wrr`] precomputes it at update time and a
-//! pick is a cursor step. Overloaded destinations are skipped at pick time,
-//! which is exactly what the kernel's walk does. Cycles longer than the
-//! sequence limit are not precomputed; the pick then walks the passes like
-//! the kernel, but jumps over passes in which no usable destination can be
-//! chosen, so a pick costs at most three walks over the list instead of one
-//! walk per pass. Both ways give the kernel's order, including where the
-//! cursor is left after a failed pick; the tests hold them against a literal
-//! transcription of `ip_vs_wrr_schedule`.
 
 use std::fmt;
 
@@ -29,8 +10,28 @@ use crate::{DestInfo, PickCx, PickState, Scheduler};
 /// Weighted round-robin scheduling, as `ip_vs_wrr_schedule`.
 ///
 /// Each destination gets `weight / gcd` connections per cycle, interleaved
-/// by the kernel's passes (A=4, B=3, C=2 gives `AABABCABC`). Weight 0 and
-/// overloaded destinations are skipped where they would have been chosen.
+/// by the kernel's passes. Weight 0 and overloaded destinations are skipped
+/// where they would have been chosen.
+///
+/// IPVS walks the destination list in passes. Pass `k` has a current
+/// weight `cw = mw - k*di`, where `di` is the GCD of the positive weights
+/// and `mw = max_weight - (di - 1)`, and takes every destination whose
+/// weight is at least `cw`, in list order; the last pass has `cw` in
+/// `1..=di` and takes every destination of positive weight. With A=4, B=3,
+/// C=2 the passes are `cw = 4, 3, 2, 1`, giving `A | A B | A B C | A B C`,
+/// the cycle `AABABCABC`.
+///
+/// When nothing is overloaded, that order is a fixed cycle of
+/// `sum(weight)/di` steps, so [`Wrr`] precomputes it at update time and a
+/// pick is a cursor step. Overloaded destinations are skipped at pick time,
+/// which is exactly what the kernel's walk does. Cycles longer than the
+/// sequence limit are not precomputed; the pick then walks the passes like
+/// the kernel, but jumps over passes in which no usable destination can be
+/// chosen, so a pick costs at most three walks over the list instead of one
+/// walk per pass. Both ways give the kernel's order, including where the
+/// cursor is left after a failed pick; the tests hold them against a literal
+/// transcription of `ip_vs_wrr_schedule`.
+///
 /// After an update the walk restarts at the list head, with the current
 /// weight kept, or rounded to the new GCD, as `ip_vs_wrr_dest_changed` does.
 ///
