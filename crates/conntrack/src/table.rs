@@ -224,6 +224,38 @@ struct Shard {
     full: u64,
 }
 
+/// Which hash chain: in-direction keys or NAT reply keys.
+#[derive(Clone, Copy)]
+enum Chain {
+    In,
+    Out,
+}
+
+impl Chain {
+    #[inline]
+    fn next(self, c: &Conn) -> u32 {
+        match self {
+            Chain::In => c.next_in,
+            Chain::Out => c.next_out,
+        }
+    }
+
+    #[inline]
+    fn next_mut(self, c: &mut Conn) -> &mut u32 {
+        match self {
+            Chain::In => &mut c.next_in,
+            Chain::Out => &mut c.next_out,
+        }
+    }
+
+    fn flag(self) -> u16 {
+        match self {
+            Chain::In => flags::HASHED_IN,
+            Chain::Out => flags::HASHED_OUT,
+        }
+    }
+}
+
 /// A wheel list being rebuilt during expiry, with its tail at hand.
 #[derive(Clone, Copy)]
 struct LocalList {
@@ -408,63 +440,66 @@ impl Shard {
     }
 
     fn link_in(&mut self, h: u64, slot: u32) {
-        let b = (h as u32 & self.in_mask) as usize;
-        let head = self.in_heads[b];
-        let c = self.at_mut(slot);
-        c.next_in = head;
-        c.flags |= flags::HASHED_IN;
-        self.in_heads[b] = slot;
+        self.link(Chain::In, h, slot);
     }
 
     fn link_out(&mut self, h: u64, slot: u32) {
-        let b = (h as u32 & self.out_mask) as usize;
-        let head = self.out_heads[b];
-        let c = self.at_mut(slot);
-        c.next_out = head;
-        c.flags |= flags::HASHED_OUT;
-        self.out_heads[b] = slot;
+        self.link(Chain::Out, h, slot);
     }
 
     fn unlink_in(&mut self, h: u64, slot: u32) {
-        let b = (h as u32 & self.in_mask) as usize;
-        let next = self.at(slot).next_in;
-        if self.in_heads[b] == slot {
-            self.in_heads[b] = next;
-        } else {
-            let mut p = self.in_heads[b];
-            while p != NIL {
-                let pn = self.at(p).next_in;
-                if pn == slot {
-                    self.at_mut(p).next_in = next;
-                    break;
-                }
-                p = pn;
-            }
-        }
-        let c = self.at_mut(slot);
-        c.next_in = NIL;
-        c.flags &= !flags::HASHED_IN;
+        self.unlink(Chain::In, h, slot);
     }
 
     fn unlink_out(&mut self, h: u64, slot: u32) {
-        let b = (h as u32 & self.out_mask) as usize;
-        let next = self.at(slot).next_out;
-        if self.out_heads[b] == slot {
-            self.out_heads[b] = next;
+        self.unlink(Chain::Out, h, slot);
+    }
+
+    /// The bucket of `h` in one chain's head array.
+    #[inline]
+    fn bucket(&self, chain: Chain, h: u64) -> usize {
+        let mask = match chain {
+            Chain::In => self.in_mask,
+            Chain::Out => self.out_mask,
+        };
+        (h as u32 & mask) as usize
+    }
+
+    fn heads_mut(&mut self, chain: Chain) -> &mut [u32] {
+        match chain {
+            Chain::In => &mut self.in_heads,
+            Chain::Out => &mut self.out_heads,
+        }
+    }
+
+    fn link(&mut self, chain: Chain, h: u64, slot: u32) {
+        let b = self.bucket(chain, h);
+        let head = self.heads_mut(chain)[b];
+        let c = self.at_mut(slot);
+        *chain.next_mut(c) = head;
+        c.flags |= chain.flag();
+        self.heads_mut(chain)[b] = slot;
+    }
+
+    fn unlink(&mut self, chain: Chain, h: u64, slot: u32) {
+        let b = self.bucket(chain, h);
+        let next = chain.next(self.at(slot));
+        if self.heads_mut(chain)[b] == slot {
+            self.heads_mut(chain)[b] = next;
         } else {
-            let mut p = self.out_heads[b];
+            let mut p = self.heads_mut(chain)[b];
             while p != NIL {
-                let pn = self.at(p).next_out;
+                let pn = chain.next(self.at(p));
                 if pn == slot {
-                    self.at_mut(p).next_out = next;
+                    *chain.next_mut(self.at_mut(p)) = next;
                     break;
                 }
                 p = pn;
             }
         }
         let c = self.at_mut(slot);
-        c.next_out = NIL;
-        c.flags &= !flags::HASHED_OUT;
+        *chain.next_mut(c) = NIL;
+        c.flags &= !chain.flag();
     }
 
     /// The wheel slot an entry belongs in: that of its expiry, or the next
