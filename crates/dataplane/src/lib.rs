@@ -1,4 +1,5 @@
 //! xvs data plane.
 #![deny(unsafe_code)]
+pub mod netlink;
 pub mod service;
 pub mod wire;
