@@ -31,6 +31,7 @@ fn service(sched: &str, persistence: Option<Persistence>, dests: &DestTable) -> 
                 weight: *w,
                 mac: Some([2, 0, 0, 0, 0, ip[3]]),
                 iface: 0,
+                svc: 0,
             }
         })
         .collect();

@@ -63,6 +63,9 @@ pub struct Dest {
     pub mac: Option<[u8; 6]>,
     /// Director interface (index into [`Snapshot::ifaces`]) toward it.
     pub iface: u8,
+    /// Index of the service it belongs to ([`Service::new`] sets it), which
+    /// per-destination counters are summed into.
+    pub svc: u32,
 }
 
 /// A virtual service.
@@ -74,30 +77,42 @@ pub struct Service {
     pub addr: SvcAddr,
     /// Persistence, if `-p` was given.
     pub persistence: Option<Persistence>,
-    /// Real servers, in the order the scheduler was given them.
+    /// Real servers, in configuration order.
     pub dests: Vec<Dest>,
-    /// The scheduler, updated with `dests`.
+    /// The scheduler, updated with the schedulable destinations: those
+    /// whose MAC address is known. A destination still being resolved is
+    /// not given new connections.
     pub sched: Box<dyn Scheduler>,
+    /// For each destination the scheduler knows (its index), the index in
+    /// `dests`.
+    sched_map: Vec<u32>,
 }
 
 impl Service {
-    /// A service with its scheduler updated for `dests`.
+    /// A service with its scheduler updated for the destinations of `dests`
+    /// whose MAC address is resolved; every destination's
+    /// [`svc`](Dest::svc) is set to `index`.
     pub fn new(
         index: u32,
         addr: SvcAddr,
         persistence: Option<Persistence>,
-        dests: Vec<Dest>,
+        mut dests: Vec<Dest>,
         mut sched: Box<dyn Scheduler>,
     ) -> Service {
-        let infos: Vec<DestInfo> = dests
-            .iter()
-            .map(|d| DestInfo {
-                id: d.id,
-                addr: d.addr,
-                port: d.port,
-                weight: d.weight,
-            })
-            .collect();
+        let mut infos = Vec::with_capacity(dests.len());
+        let mut sched_map = Vec::with_capacity(dests.len());
+        for (i, d) in dests.iter_mut().enumerate() {
+            d.svc = index;
+            if d.mac.is_some() {
+                infos.push(DestInfo {
+                    id: d.id,
+                    addr: d.addr,
+                    port: d.port,
+                    weight: d.weight,
+                });
+                sched_map.push(i as u32);
+            }
+        }
         sched.update(&infos);
         Service {
             index,
@@ -105,6 +120,29 @@ impl Service {
             persistence,
             dests,
             sched,
+            sched_map,
+        }
+    }
+
+    /// The destination the scheduler chose: its index in the list the
+    /// scheduler was given, mapped back to [`dests`](Self::dests).
+    #[inline]
+    pub fn scheduled(&self, picked: usize) -> Option<&Dest> {
+        let i = *self.sched_map.get(picked)?;
+        self.dests.get(i as usize)
+    }
+
+    /// Destinations left out of scheduling because their MAC address is not
+    /// resolved yet.
+    pub fn unresolved(&self) -> usize {
+        self.dests.len() - self.sched_map.len()
+    }
+
+    /// The firewall mark of a fwmark service.
+    pub fn fwmark(&self) -> Option<u32> {
+        match self.addr {
+            SvcAddr::Fwmark { mark, .. } => Some(mark),
+            SvcAddr::Tuple { .. } => None,
         }
     }
 }
@@ -118,10 +156,50 @@ pub struct Iface {
     pub mtu: u16,
     /// Its IPv4 address (source of tunnel headers and ICMP errors).
     pub addr4: Option<[u8; 4]>,
-    /// Its IPv6 address (source of ICMPv6 errors).
+    /// Its IPv6 address (source of tunnel headers and ICMPv6 errors).
     pub addr6: Option<[u8; 16]>,
-    /// MAC of the gateway toward clients (NAT replies), once resolved.
-    pub gateway_mac: Option<[u8; 6]>,
+}
+
+/// Where NAT replies go: the director's next hop toward clients (its
+/// default route), resolved by the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    /// Interface (index into [`Snapshot::ifaces`]).
+    pub iface: u8,
+    /// MAC address of the next hop.
+    pub mac: [u8; 6],
+}
+
+/// A packet classification rule that gives a firewall mark, the director's
+/// own replacement for the `iptables -t mangle ... -j MARK` rules that feed
+/// IPVS fwmark services: a packet matches when its protocol, destination
+/// address prefix and destination port range match. Rules are tried in
+/// order; the first match gives the mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkRule {
+    /// Transport protocol, or [`Proto::Any`] for every protocol.
+    pub proto: Proto,
+    /// Destination address (with `prefix_len`).
+    pub daddr: Addr,
+    /// Prefix length of `daddr` (IPv4 0..=32, IPv6 0..=128).
+    pub prefix_len: u8,
+    /// Lowest destination port matched.
+    pub port_min: u16,
+    /// Highest destination port matched.
+    pub port_max: u16,
+    /// The mark given (non-zero).
+    pub mark: u32,
+}
+
+impl MarkRule {
+    /// Whether a packet to `daddr:dport` over `proto` matches.
+    #[inline]
+    pub fn matches(&self, proto: Proto, daddr: &Addr, dport: u16) -> bool {
+        (self.proto == Proto::Any || self.proto == proto)
+            && daddr.af() == self.daddr.af()
+            && daddr.masked(self.prefix_len) == self.daddr.masked(self.prefix_len)
+            && (self.port_min..=self.port_max).contains(&dport)
+    }
 }
 
 /// An immutable view of every service, real server and interface.
@@ -134,6 +212,10 @@ pub struct Snapshot {
     dests: Vec<Option<Dest>>,
     /// Director interfaces.
     pub ifaces: Vec<Iface>,
+    /// Next hop toward clients, for NAT replies.
+    pub gateway: Option<Gateway>,
+    /// Fwmark classification rules, in order.
+    pub mark_rules: Vec<MarkRule>,
     /// Increases with every publication.
     pub generation: u64,
 }
@@ -173,6 +255,28 @@ impl Snapshot {
             }
         }
         s
+    }
+
+    /// This snapshot with NAT replies sent through `gateway`.
+    pub fn with_gateway(mut self, gateway: Option<Gateway>) -> Snapshot {
+        self.gateway = gateway;
+        self
+    }
+
+    /// This snapshot with the fwmark classification `rules`.
+    pub fn with_mark_rules(mut self, rules: Vec<MarkRule>) -> Snapshot {
+        self.mark_rules = rules;
+        self
+    }
+
+    /// The firewall mark of a packet: that of the first matching rule, 0
+    /// when none matches.
+    #[inline]
+    pub fn classify(&self, proto: Proto, daddr: &Addr, dport: u16) -> u32 {
+        self.mark_rules
+            .iter()
+            .find(|r| r.matches(proto, daddr, dport))
+            .map_or(0, |r| r.mark)
     }
 
     fn put_dest(&mut self, d: Dest) {
@@ -235,6 +339,7 @@ mod tests {
             weight: 1,
             mac: Some([2, 0, 0, 0, 0, last]),
             iface: 0,
+            svc: 0,
         }
     }
 

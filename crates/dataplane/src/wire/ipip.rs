@@ -2,9 +2,10 @@
 //! an IPv4 header in front of the client's packet, addressed to the real
 //! server, which strips it and answers the client directly.
 
-use xvs_conntrack::Af;
+use xvs_conntrack::{Addr, Af};
 
 use super::ipv4::{self, Ipv4Repr};
+use super::ipv6::{self, Ipv6Repr};
 use super::{PacketInfo, ip_proto};
 
 /// Bytes the encapsulation adds in front of the inner IP header.
@@ -42,6 +43,77 @@ pub fn ipip_outer(src: [u8; 4], dst: [u8; 4], ident: u16, inner: &PacketInfo) ->
         ttl: inner.ttl,
         tos: inner.tos,
     })
+}
+
+/// An outer header of either family: IPv4 (RFC 2003, 4in4 and 6in4) or IPv6
+/// (RFC 2473, 4in6 and 6in6), as IPVS picks by the real server's family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OuterRepr {
+    /// An IPv4 outer header.
+    V4(Ipv4Repr),
+    /// An IPv6 outer header.
+    V6(Ipv6Repr),
+}
+
+impl OuterRepr {
+    /// Bytes the header takes: 20 or 40.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            OuterRepr::V4(_) => ipv4::HEADER_LEN,
+            OuterRepr::V6(_) => ipv6::HEADER_LEN,
+        }
+    }
+
+    /// Never empty; for symmetry with [`len`](Self::len).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the header into the first [`len`](Self::len) bytes of `out`
+    /// (which must hold that many).
+    #[inline]
+    pub fn emit(&self, out: &mut [u8]) {
+        match self {
+            OuterRepr::V4(r) => {
+                if let Some(h) = out.first_chunk_mut::<{ ipv4::HEADER_LEN }>() {
+                    r.emit(h);
+                }
+            }
+            OuterRepr::V6(r) => {
+                if let Some(h) = out.first_chunk_mut::<{ ipv6::HEADER_LEN }>() {
+                    r.emit(h);
+                }
+            }
+        }
+    }
+}
+
+/// The outer header that carries `inner` from the director (`src`) to a
+/// real server (`dst`), of the family of the two addresses: for IPv4 what
+/// [`ipip_outer`] builds; for IPv6 next header 4 or 41 by the inner family,
+/// payload length `inner.ip_len`, traffic class and hop limit copied from
+/// the inner header. `None` when the addresses' families differ or the
+/// result would not fit its length field.
+pub fn tunnel_outer(src: &Addr, dst: &Addr, ident: u16, inner: &PacketInfo) -> Option<OuterRepr> {
+    match (src.is_v4(), dst.is_v4()) {
+        (true, true) => {
+            ipip_outer(src.v4_octets(), dst.v4_octets(), ident, inner).map(OuterRepr::V4)
+        }
+        (false, false) => Some(OuterRepr::V6(Ipv6Repr {
+            src_addr: src.0,
+            dst_addr: dst.0,
+            next_header: match inner.af {
+                Af::V4 => ip_proto::IPIP,
+                Af::V6 => ip_proto::IPV6,
+            },
+            payload_len: u16::try_from(inner.ip_len).ok()?,
+            hop_limit: inner.ttl,
+            traffic_class: inner.tos,
+        })),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

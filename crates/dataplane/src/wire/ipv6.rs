@@ -172,6 +172,39 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 }
 
+/// An IPv6 header without extension headers for the director to write: the
+/// outer header of an IPv6 tunnel (see
+/// [`tunnel_outer`](super::ipip::tunnel_outer)) or of an ICMPv6 message it
+/// originates. [`emit`](Self::emit) writes every byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Repr {
+    /// Source address.
+    pub src_addr: [u8; 16],
+    /// Destination address.
+    pub dst_addr: [u8; 16],
+    /// Next header.
+    pub next_header: u8,
+    /// Payload length (everything after the 40-byte header).
+    pub payload_len: u16,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// Traffic class (DSCP and ECN).
+    pub traffic_class: u8,
+}
+
+impl Ipv6Repr {
+    /// Writes the header into `header`: version 6, flow label 0.
+    pub fn emit(&self, header: &mut [u8; HEADER_LEN]) {
+        let mut packet = Ipv6Packet::new_unchecked(&mut header[..]);
+        packet.set_ver_tc_flow(self.traffic_class, 0);
+        packet.set_payload_len(self.payload_len);
+        packet.set_next_header(self.next_header);
+        packet.set_hop_limit(self.hop_limit);
+        packet.set_src_addr(self.src_addr);
+        packet.set_dst_addr(self.dst_addr);
+    }
+}
+
 fn read16b(b: &[u8]) -> [u8; 16] {
     let mut out = [0; 16];
     out.copy_from_slice(b);

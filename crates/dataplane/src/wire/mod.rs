@@ -80,9 +80,9 @@ mod tests;
 
 pub use ethernet::{EthernetFrame, VlanTag};
 pub use icmp::IcmpPacket;
-pub use ipip::ipip_outer;
+pub use ipip::{OuterRepr, ipip_outer, tunnel_outer};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
-pub use ipv6::{Ipv6ExtHeader, Ipv6Packet};
+pub use ipv6::{Ipv6ExtHeader, Ipv6Packet, Ipv6Repr};
 pub use parse::{InnerInfo, PacketInfo, parse};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;

@@ -1,0 +1,128 @@
+//! ICMP and ICMPv6 errors the director sends itself: built in place from the
+//! packet they answer, which they quote.
+
+use xvs_conntrack::{Addr, Af};
+
+use super::frame::Frame;
+use super::rewrite::{icmp_overhead, set_macs};
+use crate::wire::{IcmpPacket, Ipv4Repr, Ipv6Repr, PacketInfo, icmp, ip_proto, ipv4, ipv6};
+
+/// The error to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpError {
+    /// Port unreachable (ICMPv6: destination unreachable, port unreachable).
+    PortUnreachable,
+    /// Fragmentation needed with the next-hop MTU (ICMPv6: packet too big).
+    TooBig(u16),
+    /// Time exceeded in transit (TTL or hop limit).
+    TtlExceeded,
+}
+
+/// The largest ICMP error Linux sends: 576 bytes for IPv4 (RFC 1812 4.3.2.3),
+/// the minimum MTU of 1280 for IPv6 (RFC 4443 2.4).
+const fn max_len(af: Af) -> usize {
+    match af {
+        Af::V4 => 576,
+        Af::V6 => 1280,
+    }
+}
+
+/// Whether an ICMP error may be sent to `a`: never to an unspecified,
+/// multicast, broadcast or loopback source (RFC 1812 4.3.2.7, RFC 4443
+/// 2.4 (e)).
+pub fn may_answer(a: &Addr) -> bool {
+    if a.is_v4() {
+        let o = a.v4_octets();
+        !(o[0] == 0 || o[0] == 127 || o[0] >= 224)
+    } else {
+        let o = a.0;
+        !(o == [0; 16] || o[0] == 0xff || o == std::net::Ipv6Addr::LOCALHOST.octets())
+    }
+}
+
+/// Turns the frame into `err` about the packet it holds, sent from `from`
+/// back to the packet's source through the MAC address it came from. The
+/// quote is the start of the original IP packet, as much as fits the
+/// family's maximum error size. False, frame untouched, when the headroom
+/// is too small.
+pub fn build(
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    from: &Addr,
+    err: IcmpError,
+    ident: u16,
+) -> bool {
+    let af = info.af;
+    let over = icmp_overhead(af);
+    let quote = info.ip_len.min(max_len(af) - over);
+    if !frame.push_front(over) {
+        return false;
+    }
+    let l3 = info.l3_off;
+    let data = frame.data_mut();
+    data.copy_within(over..over + l3, 0);
+    let (dst_mac, src_mac) = {
+        let mut d = [0u8; 6];
+        let mut s = [0u8; 6];
+        d.copy_from_slice(&data[6..12]);
+        s.copy_from_slice(&data[0..6]);
+        (d, s)
+    };
+    set_macs(data, dst_mac, src_mac);
+    let msg_len = icmp::HEADER_LEN + quote;
+    let (ty, code, rest) = match (af, err) {
+        (Af::V4, IcmpError::PortUnreachable) => (icmp::v4::DEST_UNREACH, 3, 0),
+        (Af::V4, IcmpError::TooBig(mtu)) => (
+            icmp::v4::DEST_UNREACH,
+            icmp::v4::CODE_FRAG_NEEDED,
+            u32::from(mtu),
+        ),
+        (Af::V4, IcmpError::TtlExceeded) => (icmp::v4::TIME_EXCEEDED, 0, 0),
+        (Af::V6, IcmpError::PortUnreachable) => (icmp::v6::DEST_UNREACH, 4, 0),
+        (Af::V6, IcmpError::TooBig(mtu)) => (icmp::v6::PACKET_TOO_BIG, 0, u32::from(mtu)),
+        (Af::V6, IcmpError::TtlExceeded) => (icmp::v6::TIME_EXCEEDED, 0, 0),
+    };
+    let hdr = &mut data[l3..];
+    match af {
+        Af::V4 => {
+            let repr = Ipv4Repr {
+                src_addr: from.v4_octets(),
+                dst_addr: info.src.v4_octets(),
+                protocol: ip_proto::ICMP,
+                total_len: (ipv4::HEADER_LEN + msg_len) as u16,
+                ident,
+                dont_frag: false,
+                ttl: 64,
+                // Linux sends errors with IPTOS_PREC_INTERNETCONTROL.
+                tos: 0xc0,
+            };
+            if let Some(h) = hdr.first_chunk_mut::<{ ipv4::HEADER_LEN }>() {
+                repr.emit(h);
+            }
+        }
+        Af::V6 => {
+            let repr = Ipv6Repr {
+                src_addr: from.0,
+                dst_addr: info.src.0,
+                next_header: ip_proto::ICMPV6,
+                payload_len: msg_len as u16,
+                hop_limit: 64,
+                traffic_class: 0,
+            };
+            if let Some(h) = hdr.first_chunk_mut::<{ ipv6::HEADER_LEN }>() {
+                repr.emit(h);
+            }
+        }
+    }
+    let ip_hdr = over - icmp::HEADER_LEN;
+    let start = l3 + ip_hdr;
+    let mut msg = IcmpPacket::new_unchecked(&mut data[start..start + msg_len]);
+    msg.set_msg_type(ty);
+    msg.set_msg_code(code);
+    msg.set_rest_of_header(rest);
+    match af {
+        Af::V4 => msg.fill_checksum_v4(),
+        Af::V6 => msg.fill_checksum_v6(from, &info.src),
+    }
+    frame.set_len(l3 + over + quote)
+}
