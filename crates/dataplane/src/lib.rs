@@ -1,5 +1,6 @@
 //! xvs data plane.
 #![deny(unsafe_code)]
+pub mod director;
 pub mod netlink;
 pub mod pipeline;
 pub mod service;

@@ -1,0 +1,439 @@
+//! The director's configuration as the control thread keeps it: virtual
+//! services and their real servers, in ipvsadm's terms, and the snapshot
+//! built from them for the workers.
+//!
+//! This is the one place that changes configuration. Every change is
+//! checked first and applied whole (IPVS's `ip_vs_ctl` rules: a service is
+//! identified by protocol, VIP and port or by fwmark; a real server by
+//! address and port within its service), then [`Director::build`] makes a
+//! new immutable [`Snapshot`] that the control thread publishes. A batch of
+//! changes (`ipvsadm -R`) is applied to a clone and kept only if every
+//! change succeeds.
+//!
+//! Destination slots ([`DestId`]) index the connection table's
+//! [`DestTable`]: a deleted real server's slot is retired, stays in the
+//! snapshot (its connections still forward, as in IPVS's destination trash)
+//! and is reused only once no connection refers to it.
+
+use std::sync::Arc;
+
+use xvs_conntrack::{Addr, DestId, DestTable, Fwd};
+use xvs_sched::{SchedError, SchedFlags};
+
+use crate::service::{Dest, Gateway, Iface, MarkRule, Persistence, Service, Snapshot, SvcAddr};
+
+/// A virtual service's settings (`-A`/`-E`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceConf {
+    /// Scheduler name (`-s`).
+    pub sched: String,
+    /// Scheduler flags (`-b`).
+    pub flags: SchedFlags,
+    /// Persistence (`-p`, `-M`).
+    pub persistence: Option<Persistence>,
+}
+
+/// A real server's settings (`-a`/`-e`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestConf {
+    /// Address.
+    pub addr: Addr,
+    /// Port (0: the client's destination port).
+    pub port: u16,
+    /// Forwarding method.
+    pub fwd: Fwd,
+    /// Weight, 0..=65535.
+    pub weight: i32,
+    /// Upper connection threshold (`-x`), 0 = none.
+    pub upper: u32,
+    /// Lower connection threshold (`-y`), 0 = none.
+    pub lower: u32,
+}
+
+/// Why a change was refused: the messages ipvsadm prints for the kernel's
+/// errors.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DirectorError {
+    /// `-A` of an existing service.
+    #[error("Service already exists")]
+    ServiceExists,
+    /// A change to a service that does not exist.
+    #[error("No such service")]
+    NoService,
+    /// `-a` of an existing real server.
+    #[error("Destination already exists")]
+    DestExists,
+    /// A change to a real server that does not exist.
+    #[error("No such destination")]
+    NoDest,
+    /// Unknown scheduler or flags.
+    #[error("{0}")]
+    Sched(#[from] SchedError),
+    /// Every destination slot is in use.
+    #[error("too many real servers (limit {0})")]
+    TooManyDests(usize),
+    /// A value out of range.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+#[derive(Clone, Debug)]
+struct SvcEntry {
+    index: u32,
+    addr: SvcAddr,
+    conf: ServiceConf,
+    dests: Vec<(DestId, DestConf)>,
+}
+
+/// Where a real server is reached, as neighbour resolution found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reach {
+    /// Director interface (index into the snapshot's interfaces).
+    pub iface: u8,
+    /// MAC of the real server, or of the next hop toward it.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// The director's configuration.
+#[derive(Clone, Debug)]
+pub struct Director {
+    dests: Arc<DestTable>,
+    services: Vec<SvcEntry>,
+    /// Deleted real servers whose slots connections may still use.
+    retired: Vec<(DestId, u32, DestConf)>,
+    next_index: u32,
+    generation: u64,
+}
+
+impl Director {
+    /// An empty configuration over the connection table's destination
+    /// arena.
+    pub fn new(dests: Arc<DestTable>) -> Director {
+        Director {
+            dests,
+            services: Vec::new(),
+            retired: Vec::new(),
+            next_index: 0,
+            generation: 0,
+        }
+    }
+
+    fn find(&self, addr: &SvcAddr) -> Option<usize> {
+        self.services.iter().position(|s| s.addr == *addr)
+    }
+
+    fn check(conf: &ServiceConf) -> Result<(), DirectorError> {
+        xvs_sched::by_name(&conf.sched, conf.flags)?;
+        if let Some(p) = conf.persistence {
+            if p.timeout_ms == 0 {
+                return Err(DirectorError::Invalid(
+                    "persistence timeout must be positive",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_dest(d: &DestConf) -> Result<(), DirectorError> {
+        if !(0..=65535).contains(&d.weight) {
+            return Err(DirectorError::Invalid("weight must be 0..=65535"));
+        }
+        if d.lower > d.upper && d.upper != 0 {
+            return Err(DirectorError::Invalid(
+                "lower threshold above the upper one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `-A`: adds a service.
+    pub fn add_service(&mut self, addr: SvcAddr, conf: ServiceConf) -> Result<(), DirectorError> {
+        Self::check(&conf)?;
+        if self.find(&addr).is_some() {
+            return Err(DirectorError::ServiceExists);
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        self.services.push(SvcEntry {
+            index,
+            addr,
+            conf,
+            dests: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// `-E`: changes a service's settings (connections are kept).
+    pub fn edit_service(&mut self, addr: &SvcAddr, conf: ServiceConf) -> Result<(), DirectorError> {
+        Self::check(&conf)?;
+        let i = self.find(addr).ok_or(DirectorError::NoService)?;
+        self.services[i].conf = conf;
+        Ok(())
+    }
+
+    /// `-D`: deletes a service and retires its real servers.
+    pub fn del_service(&mut self, addr: &SvcAddr) -> Result<(), DirectorError> {
+        let i = self.find(addr).ok_or(DirectorError::NoService)?;
+        let s = self.services.remove(i);
+        for (id, d) in s.dests {
+            self.retire(id, s.index, d);
+        }
+        Ok(())
+    }
+
+    /// `-C`: deletes every service.
+    pub fn clear(&mut self) {
+        for s in std::mem::take(&mut self.services) {
+            for (id, d) in s.dests {
+                self.retire(id, s.index, d);
+            }
+        }
+    }
+
+    fn retire(&mut self, id: DestId, svc: u32, d: DestConf) {
+        self.dests.retire(id);
+        self.retired.push((id, svc, d));
+    }
+
+    fn alloc_id(&mut self) -> Result<DestId, DirectorError> {
+        // Slots of retired servers come back once no connection uses them.
+        self.retired.retain(|(id, _, _)| !self.dests.is_free(*id));
+        let used = |id: DestId| {
+            self.services
+                .iter()
+                .any(|s| s.dests.iter().any(|(d, _)| *d == id))
+                || self.retired.iter().any(|(d, _, _)| *d == id)
+        };
+        // Slot 0 is never handed out, so a zeroed id is never a server.
+        (1..self.dests.len() as DestId)
+            .find(|id| !used(*id) && self.dests.is_free(*id))
+            .ok_or(DirectorError::TooManyDests(self.dests.len() - 1))
+    }
+
+    /// `-a`: adds a real server to a service.
+    pub fn add_dest(&mut self, svc: &SvcAddr, d: DestConf) -> Result<(), DirectorError> {
+        Self::check_dest(&d)?;
+        let i = self.find(svc).ok_or(DirectorError::NoService)?;
+        if self.services[i]
+            .dests
+            .iter()
+            .any(|(_, x)| x.addr == d.addr && x.port == d.port)
+        {
+            return Err(DirectorError::DestExists);
+        }
+        let id = self.alloc_id()?;
+        self.dests.configure(id, d.weight, d.upper, d.lower);
+        self.services[i].dests.push((id, d));
+        Ok(())
+    }
+
+    /// `-e`: changes a real server's method, weight or thresholds.
+    pub fn edit_dest(&mut self, svc: &SvcAddr, d: DestConf) -> Result<(), DirectorError> {
+        Self::check_dest(&d)?;
+        let i = self.find(svc).ok_or(DirectorError::NoService)?;
+        let slot = self.services[i]
+            .dests
+            .iter_mut()
+            .find(|(_, x)| x.addr == d.addr && x.port == d.port)
+            .ok_or(DirectorError::NoDest)?;
+        slot.1 = d;
+        self.dests.configure(slot.0, d.weight, d.upper, d.lower);
+        Ok(())
+    }
+
+    /// `-d`: deletes a real server; its connections go on until they end.
+    pub fn del_dest(&mut self, svc: &SvcAddr, addr: &Addr, port: u16) -> Result<(), DirectorError> {
+        let i = self.find(svc).ok_or(DirectorError::NoService)?;
+        let s = &mut self.services[i];
+        let at = s
+            .dests
+            .iter()
+            .position(|(_, x)| x.addr == *addr && x.port == port)
+            .ok_or(DirectorError::NoDest)?;
+        let (id, d) = s.dests.remove(at);
+        let index = s.index;
+        self.retire(id, index, d);
+        Ok(())
+    }
+
+    /// Every service address with its settings and real servers, in the
+    /// order they were added (listings, save).
+    pub fn services(
+        &self,
+    ) -> impl Iterator<Item = (&SvcAddr, &ServiceConf, &[(DestId, DestConf)])> {
+        self.services
+            .iter()
+            .map(|s| (&s.addr, &s.conf, s.dests.as_slice()))
+    }
+
+    /// The service index of `addr` (per-service counters).
+    pub fn service_index(&self, addr: &SvcAddr) -> Option<u32> {
+        self.find(addr).map(|i| self.services[i].index)
+    }
+
+    /// Addresses of every real server, retired ones included (the
+    /// neighbour resolver's targets).
+    pub fn real_servers(&self) -> Vec<Addr> {
+        let mut v: Vec<Addr> = self
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter().map(|(_, d)| d.addr))
+            .chain(self.retired.iter().map(|(_, _, d)| d.addr))
+            .collect();
+        v.sort_by_key(|a| a.0);
+        v.dedup();
+        v
+    }
+
+    /// Builds the snapshot the workers read: schedulers created and updated,
+    /// each real server with the interface and MAC `reach` gives it (a real
+    /// server `reach` does not know is kept out of scheduling).
+    pub fn build(
+        &mut self,
+        ifaces: Vec<Iface>,
+        gateway: Option<Gateway>,
+        mark_rules: Vec<MarkRule>,
+        reach: impl Fn(&Addr) -> Option<Reach>,
+    ) -> Snapshot {
+        self.generation += 1;
+        self.retired.retain(|(id, _, _)| !self.dests.is_free(*id));
+        let dest = |id: DestId, svc: u32, d: &DestConf| {
+            let r = reach(&d.addr);
+            Dest {
+                id,
+                addr: d.addr,
+                port: d.port,
+                fwd: d.fwd,
+                weight: d.weight,
+                mac: r.and_then(|r| r.mac),
+                iface: r.map_or(0, |r| r.iface),
+                svc,
+            }
+        };
+        let services = self
+            .services
+            .iter()
+            .map(|s| {
+                let list = s
+                    .dests
+                    .iter()
+                    .map(|(id, d)| dest(*id, s.index, d))
+                    .collect();
+                // Checked when the service was added or edited.
+                let sched = xvs_sched::by_name(&s.conf.sched, s.conf.flags).unwrap_or_else(|_| {
+                    xvs_sched::by_name(xvs_sched::DEFAULT, SchedFlags::NONE)
+                        .expect("default scheduler")
+                });
+                Arc::new(Service::new(
+                    s.index,
+                    s.addr,
+                    s.conf.persistence,
+                    list,
+                    sched,
+                ))
+            })
+            .collect();
+        let retired: Vec<Dest> = self
+            .retired
+            .iter()
+            .map(|(id, svc, d)| dest(*id, *svc, d))
+            .collect();
+        Snapshot::new(services, &retired, ifaces, self.generation)
+            .with_gateway(gateway)
+            .with_mark_rules(mark_rules)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xvs_conntrack::Proto;
+
+    fn vip() -> SvcAddr {
+        SvcAddr::Tuple {
+            proto: Proto::Tcp,
+            vaddr: Addr::v4([192, 0, 2, 1]),
+            vport: 80,
+        }
+    }
+
+    fn conf(s: &str) -> ServiceConf {
+        ServiceConf {
+            sched: s.into(),
+            flags: SchedFlags::NONE,
+            persistence: None,
+        }
+    }
+
+    fn rs(last: u8, w: i32) -> DestConf {
+        DestConf {
+            addr: Addr::v4([10, 0, 0, last]),
+            port: 80,
+            fwd: Fwd::Route,
+            weight: w,
+            upper: 0,
+            lower: 0,
+        }
+    }
+
+    #[test]
+    fn ipvsadm_rules_for_services_and_servers() {
+        let mut d = Director::new(Arc::new(DestTable::new(4)));
+        assert!(matches!(
+            d.add_service(vip(), conf("nope")),
+            Err(DirectorError::Sched(_))
+        ));
+        d.add_service(vip(), conf("rr")).unwrap();
+        assert_eq!(
+            d.add_service(vip(), conf("wlc")),
+            Err(DirectorError::ServiceExists)
+        );
+        d.add_dest(&vip(), rs(2, 1)).unwrap();
+        assert_eq!(d.add_dest(&vip(), rs(2, 3)), Err(DirectorError::DestExists));
+        assert_eq!(d.edit_dest(&vip(), rs(9, 1)), Err(DirectorError::NoDest));
+        assert_eq!(
+            d.add_dest(&vip(), rs(3, 70000)),
+            Err(DirectorError::Invalid("weight must be 0..=65535"))
+        );
+        d.add_dest(&vip(), rs(3, 2)).unwrap();
+        d.add_dest(&vip(), rs(4, 2)).unwrap();
+        assert_eq!(
+            d.add_dest(&vip(), rs(5, 2)),
+            Err(DirectorError::TooManyDests(3))
+        );
+        d.edit_dest(&vip(), rs(3, 0)).unwrap();
+        assert_eq!(d.dests.get(2).weight(), 0, "edit reaches the live table");
+        let snap = d.build(vec![], None, vec![], |_| {
+            Some(Reach {
+                iface: 0,
+                mac: Some([2; 6]),
+            })
+        });
+        let svc = snap
+            .find(Proto::Tcp, &Addr::v4([192, 0, 2, 1]), 80, 0)
+            .unwrap();
+        assert_eq!(svc.dests.len(), 3);
+        assert_eq!(d.real_servers().len(), 3);
+
+        // Deleting keeps the slot while connections use it.
+        d.dests.set_counts(1, 1, 0);
+        d.del_dest(&vip(), &Addr::v4([10, 0, 0, 2]), 80).unwrap();
+        let snap = d.build(vec![], None, vec![], |_| None);
+        assert!(snap.dest(1).is_some(), "retired server still forwards");
+        assert_eq!(d.add_dest(&vip(), rs(5, 1)), Err(DirectorError::TooManyDests(3)));
+        d.dests.set_counts(1, 0, 0);
+        d.add_dest(&vip(), rs(5, 1)).unwrap();
+        let ids: Vec<DestId> = d
+            .services()
+            .next()
+            .unwrap()
+            .2
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(ids, vec![2, 3, 1], "a free retired slot is reused");
+        d.clear();
+        assert_eq!(d.services().count(), 0);
+        assert_eq!(d.del_service(&vip()), Err(DirectorError::NoService));
+    }
+}
