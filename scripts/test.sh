@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# The namespace lab (crates/lab): clang builds its XDP decapsulator,
+# ethtool turns off veth checksum offload, nft runs the DNAT baseline.
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     apt-get update -qq
