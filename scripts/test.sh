@@ -14,6 +14,10 @@ command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# crates/dataplane: clang and the BPF headers of libbpf-dev build the XDP
+# steering program (build.rs); tests/xsk_veth.rs also pings.
+[ -e /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+command -v ping >/dev/null 2>&1 || need_apt+=(iputils-ping)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     apt-get update -qq

@@ -5,3 +5,6 @@ pub mod netlink;
 pub mod pipeline;
 pub mod service;
 pub mod wire;
+pub mod xdp;
+#[allow(unsafe_code)]
+pub mod xsk;
