@@ -420,7 +420,10 @@ mod tests {
         d.del_dest(&vip(), &Addr::v4([10, 0, 0, 2]), 80).unwrap();
         let snap = d.build(vec![], None, vec![], |_| None);
         assert!(snap.dest(1).is_some(), "retired server still forwards");
-        assert_eq!(d.add_dest(&vip(), rs(5, 1)), Err(DirectorError::TooManyDests(3)));
+        assert_eq!(
+            d.add_dest(&vip(), rs(5, 1)),
+            Err(DirectorError::TooManyDests(3))
+        );
         d.dests.set_counts(1, 0, 0);
         d.add_dest(&vip(), rs(5, 1)).unwrap();
         let ids: Vec<DestId> = d
