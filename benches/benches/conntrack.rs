@@ -113,7 +113,7 @@ fn churn(c: &mut Criterion) {
             n.key.proto = Proto::Udp;
             n.dest = 0;
             let r = t.insert(i, &n, 0, 60);
-            if i % 1000 == 0 {
+            if i.is_multiple_of(1000) {
                 t.expire(i, usize::MAX);
             }
             black_box(r)

@@ -48,7 +48,7 @@ static GLOBAL: Counting = Counting;
 fn key(i: u32) -> ConnKey {
     ConnKey {
         proto: Proto::Udp,
-        caddr: if i % 3 == 0 {
+        caddr: if i.is_multiple_of(3) {
             let mut b = [0u8; 16];
             b[0] = 0x20;
             b[12..].copy_from_slice(&i.to_be_bytes());

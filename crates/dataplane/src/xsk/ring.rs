@@ -82,7 +82,7 @@ impl<T: Entry> Ring<T> {
         let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
         let map = Mmap::ring(fd, len, pgoff)?;
         let fits = |o: u64, n: usize| (o as usize).checked_add(n).is_some_and(|e| e <= len);
-        let aligned = |o: u64, a: usize| (o as usize) % a == 0;
+        let aligned = |o: u64, a: usize| (o as usize).is_multiple_of(a);
         if !(fits(off.producer, 4)
             && fits(off.consumer, 4)
             && fits(off.flags, 4)
