@@ -120,7 +120,10 @@ pub struct ConnView {
 }
 
 impl ConnView {
-    fn of(c: &Conn, id: ConnId) -> ConnView {
+    /// The view of entry `c` with table identity `id` (for entries read
+    /// with [`ConnTable::peek_in`] / [`ConnTable::peek_out`], which carry
+    /// no identity: pass 0).
+    pub fn of(c: &Conn, id: ConnId) -> ConnView {
         ConnView {
             id,
             dest: c.dest,

@@ -50,7 +50,7 @@ mod tests;
 use std::sync::Arc;
 
 use xvs_conntrack::{
-    Addr, Af, ConnKey, ConnTable, ConnView, DestId, Fwd, InLookup, InsertError, Inserted, NewConn,
+    Addr, Af, ConnKey, ConnTable, ConnView, Fwd, InLookup, InsertError, Inserted, NewConn,
     NewTemplate, Proto, ReplyKey, tcp_flags,
 };
 use xvs_sched::{PickCx, PickState};
@@ -89,6 +89,17 @@ pub struct Pipeline {
     stats: Arc<WorkerStats>,
     /// IPv4 identification of the packets this worker originates.
     ident: u16,
+}
+
+/// What a forwarded frame is, so the forwarding step applies the NAT that
+/// fits it after its checks.
+#[derive(Clone, Copy)]
+enum Carried<'a> {
+    /// A TCP or UDP packet of the connection.
+    Packet,
+    /// An ICMP error quoting a packet of the connection (`ip_vs_nat_icmp`
+    /// for NAT; never answered with an ICMP error itself).
+    IcmpError(&'a InnerInfo),
 }
 
 /// What the lookup of a quoted packet found.
@@ -169,7 +180,7 @@ impl Pipeline {
             vport: info.dport,
         };
         match self.conns.lookup_in(now, &key, info.tcp_flags, bytes) {
-            InLookup::Hit(c) => return self.forward_in(snap, frame, &info, &c, false),
+            InLookup::Hit(c) => return self.forward_in(snap, frame, &info, &c, Carried::Packet),
             InLookup::NoDest => return drop(Dropped::DestDeleted),
             InLookup::Miss => {}
         }
@@ -181,7 +192,7 @@ impl Pipeline {
             dport: info.sport,
         };
         if let Some(c) = self.conns.lookup_out(now, &reply, info.tcp_flags, bytes) {
-            return self.forward_out(snap, rx_iface, frame, &info, &c, false);
+            return self.forward_out(snap, rx_iface, frame, &info, &c, Carried::Packet);
         }
         self.new_conn(now, snap, frame, &info, key)
     }
@@ -196,7 +207,6 @@ impl Pipeline {
     }
 
     /// Step 6 of the walk: schedule and create a connection.
-    #[cold]
     fn new_conn(
         &mut self,
         now: u64,
@@ -289,9 +299,9 @@ impl Pipeline {
                 if let Some(s) = self.stats.dest(c.dest) {
                     s.conns.add(1);
                 }
-                self.forward_in(snap, frame, info, &c, false)
+                self.forward_in(snap, frame, info, &c, Carried::Packet)
             }
-            Ok(Inserted::Existing(c)) => self.forward_in(snap, frame, info, &c, false),
+            Ok(Inserted::Existing(c)) => self.forward_in(snap, frame, info, &c, Carried::Packet),
             Err(InsertError::Full) => drop(Dropped::TableFull),
         }
     }
@@ -381,8 +391,9 @@ impl Pipeline {
         frame: &mut Frame<'_>,
         info: &PacketInfo,
         c: &ConnView,
-        is_error: bool,
+        carried: Carried<'_>,
     ) -> Verdict {
+        let is_error = matches!(carried, Carried::IcmpError(_));
         let Some(d) = snap.dest(c.dest) else {
             return drop(Dropped::DestUnknown);
         };
@@ -409,8 +420,13 @@ impl Pipeline {
                 }
                 let data = frame.data_mut();
                 decrement_ttl(data, info.l3_off, info.af);
-                if c.fwd == Fwd::Masq && !is_error {
-                    nat(data, info, Side::Dst, &c.daddr, c.dport);
+                if c.fwd == Fwd::Masq {
+                    match carried {
+                        Carried::Packet => nat(data, info, Side::Dst, &c.daddr, c.dport),
+                        Carried::IcmpError(inner) => {
+                            nat_icmp(data, info, inner, Side::Dst, &c.daddr, c.dport)
+                        }
+                    }
                 }
                 set_macs(data, mac, ifc.mac);
                 Verdict::Tx { iface: d.iface }
@@ -458,8 +474,9 @@ impl Pipeline {
         frame: &mut Frame<'_>,
         info: &PacketInfo,
         c: &ConnView,
-        is_error: bool,
+        carried: Carried<'_>,
     ) -> Verdict {
+        let is_error = matches!(carried, Carried::IcmpError(_));
         let Some(gw) = snap.gateway else {
             return drop(Dropped::GatewayUnresolved);
         };
@@ -488,8 +505,9 @@ impl Pipeline {
         }
         let data = frame.data_mut();
         decrement_ttl(data, info.l3_off, info.af);
-        if !is_error {
-            nat(data, info, Side::Src, &c.vaddr, c.vport);
+        match carried {
+            Carried::Packet => nat(data, info, Side::Src, &c.vaddr, c.vport),
+            Carried::IcmpError(inner) => nat_icmp(data, info, inner, Side::Src, &c.vaddr, c.vport),
         }
         set_macs(data, gw.mac, ifc.mac);
         if let Some(s) = self.stats.dest(c.dest) {
@@ -527,38 +545,9 @@ impl Pipeline {
             return Verdict::Pass(PassReason::IcmpNoConn);
         };
         match found {
-            IcmpConn::In(c) => {
-                if c.fwd == Fwd::Masq {
-                    // Checked before the rewrite: the NAT happens in place.
-                    let Some(d) = snap.dest(c.dest).filter(|d| d.mac.is_some()) else {
-                        return drop(Dropped::DestUnresolved);
-                    };
-                    if info.ttl <= 1 {
-                        return drop(Dropped::TtlExpired);
-                    }
-                    let fits = snap
-                        .ifaces
-                        .get(usize::from(d.iface))
-                        .is_some_and(|i| info.ip_len <= usize::from(i.mtu));
-                    if !fits {
-                        return drop(Dropped::TooBig);
-                    }
-                    nat_icmp(frame.data_mut(), info, &inner, Side::Dst, &c.daddr, c.dport);
-                }
-                self.forward_in(snap, frame, info, &c, true)
-            }
+            IcmpConn::In(c) => self.forward_in(snap, frame, info, &c, Carried::IcmpError(&inner)),
             IcmpConn::Out(c) => {
-                let fits = snap.gateway.is_some_and(|g| {
-                    snap.ifaces
-                        .get(usize::from(g.iface))
-                        .is_some_and(|i| info.ip_len <= usize::from(i.mtu))
-                });
-                if !fits || info.ttl <= 1 {
-                    // forward_out counts the exact reason without replying.
-                    return self.forward_out(snap, rx_iface, frame, info, &c, true);
-                }
-                nat_icmp(frame.data_mut(), info, &inner, Side::Src, &c.vaddr, c.vport);
-                self.forward_out(snap, rx_iface, frame, info, &c, true)
+                self.forward_out(snap, rx_iface, frame, info, &c, Carried::IcmpError(&inner))
             }
         }
     }
@@ -584,7 +573,7 @@ impl Pipeline {
             vport: inner.sport,
         };
         if let Some(c) = self.conns.peek_in(&k).filter(|c| !c.is_template()) {
-            return Some(IcmpConn::In(view(&c)));
+            return Some(IcmpConn::In(ConnView::of(&c, 0)));
         }
         let r = ReplyKey {
             proto,
@@ -593,28 +582,9 @@ impl Pipeline {
             daddr: inner.dst,
             dport: inner.dport,
         };
-        self.conns.peek_out(&r).map(|c| IcmpConn::Out(view(&c)))
-    }
-
-    /// Counters of destination `id` in this worker.
-    pub fn dest_stats(&self, id: DestId) -> Option<&DestCounters> {
-        self.stats.dest(id)
-    }
-}
-
-/// What the forwarding steps need of a connection read by `peek_*`.
-fn view(c: &xvs_conntrack::Conn) -> ConnView {
-    ConnView {
-        id: 0,
-        dest: c.dest,
-        fwd: c.fwd(),
-        caddr: c.caddr,
-        cport: c.cport,
-        vaddr: c.vaddr,
-        vport: c.vport,
-        daddr: c.daddr,
-        dport: c.dport,
-        state: c.tcp_state(),
+        self.conns
+            .peek_out(&r)
+            .map(|c| IcmpConn::Out(ConnView::of(&c, 0)))
     }
 }
 

@@ -4,7 +4,7 @@
 use xvs_conntrack::{Addr, Af};
 
 use super::frame::Frame;
-use super::rewrite::{icmp_overhead, set_macs};
+use super::rewrite::icmp_overhead;
 use crate::wire::{IcmpPacket, Ipv4Repr, Ipv6Repr, PacketInfo, icmp, ip_proto, ipv4, ipv6};
 
 /// The error to send.
@@ -61,14 +61,9 @@ pub fn build(
     let l3 = info.l3_off;
     let data = frame.data_mut();
     data.copy_within(over..over + l3, 0);
-    let (dst_mac, src_mac) = {
-        let mut d = [0u8; 6];
-        let mut s = [0u8; 6];
-        d.copy_from_slice(&data[6..12]);
-        s.copy_from_slice(&data[0..6]);
-        (d, s)
-    };
-    set_macs(data, dst_mac, src_mac);
+    // Back where it came from: swap the Ethernet addresses.
+    let (dst, rest) = data.split_at_mut(6);
+    dst.swap_with_slice(&mut rest[..6]);
     let msg_len = icmp::HEADER_LEN + quote;
     let (ty, code, rest) = match (af, err) {
         (Af::V4, IcmpError::PortUnreachable) => (icmp::v4::DEST_UNREACH, 3, 0),
