@@ -252,7 +252,20 @@ impl Steering {
             .program_mut(PROGRAM)
             .ok_or(XdpError::Missing("program xvs_steer"))?
             .try_into()?;
-        prog.load()?;
+        // The verifier gives up with EAGAIN when a signal reaches the
+        // loading thread (a child process of the caller exiting, say);
+        // libbpf retries such loads, and so does this.
+        let mut tries = 0;
+        loop {
+            match prog.load() {
+                Err(ProgramError::LoadError { io_error, .. })
+                    if io_error.raw_os_error() == Some(libc::EAGAIN) && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                r => break r?,
+            }
+        }
         let mut take = |name: &'static str| ebpf.take_map(name).ok_or(XdpError::Missing(name));
         let vips = HashMap::try_from(take("vips")?).map_err(map_err("vips"))?;
         let reals = HashMap::try_from(take("reals")?).map_err(map_err("reals"))?;
