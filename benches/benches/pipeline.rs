@@ -102,11 +102,12 @@ fn director(fwd: Fwd, capacity: usize) -> Bench {
         addr4: Some([10, 0, 0, 1]),
         addr6: None,
     };
-    let snap =
-        Snapshot::new(vec![Arc::new(svc)], &[], vec![iface], 1).with_gateway(Some(Gateway {
+    let snap = Snapshot::new(vec![Arc::new(svc)], &[], vec![iface], 1).with_gateways(
+        [Some(Gateway {
             iface: 0,
             mac: GW_MAC,
-        }));
+        }); 2],
+    );
     Bench {
         pipe: Pipeline::new(table, Config::default(), 0),
         snap,

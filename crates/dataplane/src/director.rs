@@ -14,6 +14,10 @@
 //! [`DestTable`]: a deleted real server's slot is retired, stays in the
 //! snapshot (its connections still forward, as in IPVS's destination trash)
 //! and is reused only once no connection refers to it.
+//!
+//! Changes reach the live [`DestTable`] (weights, thresholds, retirement)
+//! only in [`Director::build`]: a clone that a failed batch leaves behind has
+//! touched nothing the workers read.
 
 use std::sync::Arc;
 
@@ -77,12 +81,26 @@ pub enum DirectorError {
     Invalid(&'static str),
 }
 
+/// A change to the live destination table, applied by [`Director::build`].
+#[derive(Clone, Copy, Debug)]
+enum TableOp {
+    Configure(DestId, DestConf),
+    Retire(DestId),
+}
+
 #[derive(Clone, Debug)]
 struct SvcEntry {
     index: u32,
     addr: SvcAddr,
     conf: ServiceConf,
     dests: Vec<(DestId, DestConf)>,
+}
+
+/// Whether `id` is retired by a change not yet applied (its slot still
+/// looks configured, or free, in the live table).
+fn pending_retire(ops: &[TableOp], id: DestId) -> bool {
+    ops.iter()
+        .any(|op| matches!(op, TableOp::Retire(r) if *r == id))
 }
 
 /// Where a real server is reached, as neighbour resolution found it.
@@ -103,6 +121,8 @@ pub struct Director {
     retired: Vec<(DestId, u32, DestConf)>,
     next_index: u32,
     generation: u64,
+    /// Destination table changes not yet applied.
+    ops: Vec<TableOp>,
 }
 
 impl Director {
@@ -115,6 +135,7 @@ impl Director {
             retired: Vec::new(),
             next_index: 0,
             generation: 0,
+            ops: Vec::new(),
         }
     }
 
@@ -191,13 +212,14 @@ impl Director {
     }
 
     fn retire(&mut self, id: DestId, svc: u32, d: DestConf) {
-        self.dests.retire(id);
+        self.ops.push(TableOp::Retire(id));
         self.retired.push((id, svc, d));
     }
 
     fn alloc_id(&mut self) -> Result<DestId, DirectorError> {
         // Slots of retired servers come back once no connection uses them.
-        self.retired.retain(|(id, _, _)| !self.dests.is_free(*id));
+        self.retired
+            .retain(|(id, _, _)| !self.dests.is_free(*id) || pending_retire(&self.ops, *id));
         let used = |id: DestId| {
             self.services
                 .iter()
@@ -222,7 +244,7 @@ impl Director {
             return Err(DirectorError::DestExists);
         }
         let id = self.alloc_id()?;
-        self.dests.configure(id, d.weight, d.upper, d.lower);
+        self.ops.push(TableOp::Configure(id, d));
         self.services[i].dests.push((id, d));
         Ok(())
     }
@@ -237,7 +259,7 @@ impl Director {
             .find(|(_, x)| x.addr == d.addr && x.port == d.port)
             .ok_or(DirectorError::NoDest)?;
         slot.1 = d;
-        self.dests.configure(slot.0, d.weight, d.upper, d.lower);
+        self.ops.push(TableOp::Configure(slot.0, d));
         Ok(())
     }
 
@@ -291,11 +313,17 @@ impl Director {
     pub fn build(
         &mut self,
         ifaces: Vec<Iface>,
-        gateway: Option<Gateway>,
+        gateways: [Option<Gateway>; 2],
         mark_rules: Vec<MarkRule>,
         reach: impl Fn(&Addr) -> Option<Reach>,
     ) -> Snapshot {
         self.generation += 1;
+        for op in self.ops.drain(..) {
+            match op {
+                TableOp::Configure(id, d) => self.dests.configure(id, d.weight, d.upper, d.lower),
+                TableOp::Retire(id) => self.dests.retire(id),
+            }
+        }
         self.retired.retain(|(id, _, _)| !self.dests.is_free(*id));
         let dest = |id: DestId, svc: u32, d: &DestConf| {
             let r = reach(&d.addr);
@@ -339,7 +367,7 @@ impl Director {
             .map(|(id, svc, d)| dest(*id, *svc, d))
             .collect();
         Snapshot::new(services, &retired, ifaces, self.generation)
-            .with_gateway(gateway)
+            .with_gateways(gateways)
             .with_mark_rules(mark_rules)
     }
 }
@@ -402,8 +430,8 @@ mod tests {
             Err(DirectorError::TooManyDests(3))
         );
         d.edit_dest(&vip(), rs(3, 0)).unwrap();
-        assert_eq!(d.dests.get(2).weight(), 0, "edit reaches the live table");
-        let snap = d.build(vec![], None, vec![], |_| {
+        assert!(!d.dests.get(2).is_available(), "nothing live before build");
+        let snap = d.build(vec![], [None; 2], vec![], |_| {
             Some(Reach {
                 iface: 0,
                 mac: Some([2; 6]),
@@ -413,12 +441,13 @@ mod tests {
             .find(Proto::Tcp, &Addr::v4([192, 0, 2, 1]), 80, 0)
             .unwrap();
         assert_eq!(svc.dests.len(), 3);
+        assert_eq!(d.dests.get(2).weight(), 0, "build reaches the live table");
         assert_eq!(d.real_servers().len(), 3);
 
         // Deleting keeps the slot while connections use it.
         d.dests.set_counts(1, 1, 0);
         d.del_dest(&vip(), &Addr::v4([10, 0, 0, 2]), 80).unwrap();
-        let snap = d.build(vec![], None, vec![], |_| None);
+        let snap = d.build(vec![], [None; 2], vec![], |_| None);
         assert!(snap.dest(1).is_some(), "retired server still forwards");
         assert_eq!(
             d.add_dest(&vip(), rs(5, 1)),
@@ -438,5 +467,38 @@ mod tests {
         d.clear();
         assert_eq!(d.services().count(), 0);
         assert_eq!(d.del_service(&vip()), Err(DirectorError::NoService));
+    }
+
+    #[test]
+    fn a_failed_batch_on_a_clone_touches_nothing_live() {
+        let mut live = Director::new(Arc::new(DestTable::new(8)));
+        live.add_service(vip(), conf("rr")).unwrap();
+        live.add_dest(&vip(), rs(2, 1)).unwrap();
+        live.build(vec![], [None; 2], vec![], |_| None);
+        assert_eq!(live.dests.get(1).weight(), 1);
+
+        let mut batch = live.clone();
+        batch.edit_dest(&vip(), rs(2, 7)).unwrap();
+        batch.add_dest(&vip(), rs(3, 1)).unwrap();
+        batch
+            .del_dest(&vip(), &Addr::v4([10, 0, 0, 2]), 80)
+            .unwrap();
+        assert_eq!(
+            batch.add_dest(&vip(), rs(3, 1)),
+            Err(DirectorError::DestExists)
+        );
+        drop(batch);
+        assert_eq!(live.dests.get(1).weight(), 1, "edit not applied");
+        assert!(live.dests.get(1).is_available(), "delete not applied");
+        assert!(!live.dests.get(2).is_available(), "add not applied");
+
+        // The same batch committed: the table follows at build.
+        let mut batch = live.clone();
+        batch.edit_dest(&vip(), rs(2, 7)).unwrap();
+        batch.add_dest(&vip(), rs(3, 1)).unwrap();
+        live = batch;
+        live.build(vec![], [None; 2], vec![], |_| None);
+        assert_eq!(live.dests.get(1).weight(), 7);
+        assert!(live.dests.get(2).is_available());
     }
 }

@@ -212,8 +212,9 @@ pub struct Snapshot {
     dests: Vec<Option<Dest>>,
     /// Director interfaces.
     pub ifaces: Vec<Iface>,
-    /// Next hop toward clients, for NAT replies.
-    pub gateway: Option<Gateway>,
+    /// Next hop toward clients for NAT replies, per family (IPv4, IPv6):
+    /// the director's default routes.
+    pub gateways: [Option<Gateway>; 2],
     /// Fwmark classification rules, in order.
     pub mark_rules: Vec<MarkRule>,
     /// Increases with every publication.
@@ -257,10 +258,23 @@ impl Snapshot {
         s
     }
 
-    /// This snapshot with NAT replies sent through `gateway`.
-    pub fn with_gateway(mut self, gateway: Option<Gateway>) -> Snapshot {
-        self.gateway = gateway;
+    /// This snapshot with NAT replies of family `af` sent through
+    /// `gateway`.
+    pub fn with_gateway(mut self, af: Af, gateway: Option<Gateway>) -> Snapshot {
+        self.gateways[af_index(af)] = gateway;
         self
+    }
+
+    /// This snapshot with both families' gateways.
+    pub fn with_gateways(mut self, gateways: [Option<Gateway>; 2]) -> Snapshot {
+        self.gateways = gateways;
+        self
+    }
+
+    /// The next hop toward clients of family `af`.
+    #[inline]
+    pub fn gateway(&self, af: Af) -> Option<Gateway> {
+        self.gateways[af_index(af)]
     }
 
     /// This snapshot with the fwmark classification `rules`.
@@ -325,6 +339,15 @@ impl Snapshot {
 /// The published snapshot: one atomic pointer swap per publication, a
 /// lock-free load per receive batch.
 pub type SharedSnapshot = ArcSwap<Snapshot>;
+
+/// Index of a family in per-family arrays: IPv4 0, IPv6 1.
+#[inline]
+pub fn af_index(af: Af) -> usize {
+    match af {
+        Af::V4 => 0,
+        Af::V6 => 1,
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -477,7 +477,7 @@ impl Pipeline {
         carried: Carried<'_>,
     ) -> Verdict {
         let is_error = matches!(carried, Carried::IcmpError(_));
-        let Some(gw) = snap.gateway else {
+        let Some(gw) = snap.gateway(info.af) else {
             return drop(Dropped::GatewayUnresolved);
         };
         let Some(ifc) = snap.ifaces.get(usize::from(gw.iface)) else {

@@ -185,10 +185,11 @@ fn snapshot(services: &[Svc], dests: &DestTable) -> Snapshot {
             addr6: Some(DIR_IN6),
         },
     ];
-    Snapshot::new(svcs, &[], ifaces, 1).with_gateway(Some(Gateway {
+    let gw = Some(Gateway {
         iface: OUT,
         mac: GW_MAC,
-    }))
+    });
+    Snapshot::new(svcs, &[], ifaces, 1).with_gateways([gw, gw])
 }
 
 fn lab(services: Vec<Svc>) -> Lab {
