@@ -85,6 +85,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::pipeline::Frame as PipeFrame;
 use ring::{Ring, mmap_offsets};
 use sys::Mmap;
 
@@ -448,6 +449,22 @@ impl FrameMut<'_> {
         }
         self.frame.len = len as u32;
         Ok(())
+    }
+
+    /// Runs `f` on the frame as the pipeline sees it ([`PipeFrame`]: the
+    /// whole chunk, packet start and length), then takes over where `f`
+    /// left the packet (a pushed tunnel header, a shortened reply).
+    #[inline]
+    pub fn with_pipeline<R>(&mut self, f: impl FnOnce(&mut PipeFrame<'_>) -> R) -> R {
+        let chunk = self.frame.addr - self.off as u64;
+        let mut pf = PipeFrame::new(self.buf, self.off, self.frame.len as usize);
+        let r = f(&mut pf);
+        // `PipeFrame` keeps `start + len` inside the chunk.
+        let (start, len) = (pf.start(), pf.len());
+        self.off = start;
+        self.frame.addr = chunk + start as u64;
+        self.frame.len = len as u32;
+        r
     }
 
     /// Replaces the packet by a copy of `bytes` (for packets built from
@@ -851,6 +868,13 @@ impl Socket {
     /// Waits up to `timeout_ms` (-1: forever) for received frames.
     pub fn poll(&self, timeout_ms: i32) -> Result<bool, XskError> {
         sys::poll(self.fd.as_fd(), libc::POLLIN, timeout_ms).map_err(sys_err("poll(AF_XDP)"))
+    }
+
+    /// Waits up to `timeout_ms` (-1: forever) until one of `sockets` has
+    /// received frames. `Ok(false)` on timeout or interruption.
+    pub fn poll_any(sockets: &[Socket], timeout_ms: i32) -> Result<bool, XskError> {
+        let fds: Vec<_> = sockets.iter().map(|s| s.fd.as_fd()).collect();
+        sys::poll_many(&fds, libc::POLLIN, timeout_ms).map_err(sys_err("poll(AF_XDP)"))
     }
 
     /// The kernel's counters for this socket.

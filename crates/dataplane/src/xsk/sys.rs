@@ -258,6 +258,33 @@ pub(crate) fn poll(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Resu
     }
 }
 
+/// `poll(2)` for `events` on several descriptors; `Ok(true)` when one is
+/// ready.
+pub(crate) fn poll_many(fds: &[BorrowedFd<'_>], events: i16, timeout_ms: i32) -> io::Result<bool> {
+    let mut ps: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `ps` holds `ps.len()` valid `pollfd`s, borrowed for the call.
+    let n = unsafe { libc::poll(ps.as_mut_ptr(), ps.len() as libc::nfds_t, timeout_ms) };
+    match n {
+        n if n > 0 => Ok(ps.iter().any(|p| p.revents & events != 0)),
+        0 => Ok(false),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// The index of the interface called `name` in the caller's network namespace.
 pub(crate) fn if_nametoindex(name: &str) -> io::Result<u32> {
     let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
