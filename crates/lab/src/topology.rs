@@ -13,6 +13,7 @@
 //!   client eth0 ── director eth0 (outside, holds the VIP)
 //!                  director eth1 (inside) ── br0 (switch ns) ── rsN eth0
 //!                  rs default route via the director's inside address
+//!                  director default route via the client (its "router")
 //! ```
 //!
 //! Addresses (`N` = real server index from 1, host octet `10 + 10 N`):
@@ -327,6 +328,12 @@ impl TopologyBuilder {
             lab.director.add_addr("eth0", IpAddr::V6(plan.vip6), 128)?;
         }
         lab.director.ip_forward(false)?;
+        // The client stands for the clients' router: the director's default
+        // routes point at it, so NAT replies leave through a gateway as on
+        // a real director.
+        let cli = &lab.client.ifaces[0];
+        lab.director.add_route("default", cli.addr(Family::V4))?;
+        lab.director.add_route("default", cli.addr(Family::V6))?;
         let gw = &lab.director.ifaces[1];
         let (gw4, gw6) = (gw.addr(Family::V4), gw.addr(Family::V6));
         for rs in &lab.real_servers {

@@ -1,0 +1,354 @@
+//! The control thread's state: the configuration, neighbour resolution,
+//! the snapshot the workers read and the steering maps the XDP program
+//! reads, kept in step.
+//!
+//! Every change goes through [`Control::apply`]: the batch runs on a clone
+//! of the [`Director`] and replaces it only if every command succeeds; then
+//! [`Control::publish`] resolves next hops, builds a new [`Snapshot`],
+//! stores it for the workers (they pick it up at their next batch) and
+//! makes the steering maps follow (new VIPs are steered only once the
+//! snapshot that serves them is published; removed ones stop being steered
+//! after it).
+//!
+//! [`Control::tick`] runs the slow path: connection expiry and neighbour
+//! refresh, republishing when a next hop changed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use xvs_conntrack::{Af, ConnTable, Fwd};
+use xvs_ctl::Command;
+
+use super::convert::{self, SideEffects};
+use crate::director::{Director, Reach};
+use crate::netlink::{Link, Netlink, NextHopResolver, Resolution};
+use crate::pipeline::{DestTotals, WorkerStats};
+use crate::service::{Gateway, Iface, Snapshot, SvcAddr, af_index};
+use crate::worker::Clock;
+use crate::xdp::{SteerKey, Steering};
+
+/// Entries examined per shard per expiry pass.
+const EXPIRE_BUDGET: usize = 4096;
+/// How often next hops are re-checked when all are resolved.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How often while one is still being resolved.
+const REFRESH_PENDING: Duration = Duration::from_millis(50);
+
+/// Where the control thread keeps everything.
+#[derive(Debug)]
+pub struct Control {
+    director: Director,
+    conns: Arc<ConnTable>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    steering: Option<Steering>,
+    nl: Netlink,
+    resolver: NextHopResolver,
+    /// The director's interfaces, in the order of the snapshot's.
+    links: Vec<Link>,
+    clock: Clock,
+    workers: Vec<Arc<WorkerStats>>,
+    /// Per destination slot: the totals at the last `-Z`.
+    zeroed: Vec<DestTotals>,
+    last_refresh: Instant,
+    pending: bool,
+}
+
+impl Control {
+    /// Control over `links` (the director's interfaces, in order).
+    pub fn new(
+        director: Director,
+        conns: Arc<ConnTable>,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        steering: Option<Steering>,
+        nl: Netlink,
+        links: Vec<Link>,
+        clock: Clock,
+    ) -> Control {
+        let slots = conns.dests().len();
+        Control {
+            director,
+            conns,
+            snapshot,
+            steering,
+            nl,
+            resolver: NextHopResolver::new(),
+            links,
+            clock,
+            workers: Vec::new(),
+            zeroed: vec![DestTotals::default(); slots],
+            last_refresh: Instant::now(),
+            pending: false,
+        }
+    }
+
+    /// Adds a worker's counters to the statistics.
+    pub fn add_worker(&mut self, stats: Arc<WorkerStats>) {
+        self.workers.push(stats);
+    }
+
+    /// The configuration.
+    pub fn director(&self) -> &Director {
+        &self.director
+    }
+
+    /// The connection table.
+    pub fn conns(&self) -> &Arc<ConnTable> {
+        &self.conns
+    }
+
+    /// The steering program, when loaded.
+    pub fn steering(&self) -> Option<&Steering> {
+        self.steering.as_ref()
+    }
+
+    /// The steering program, writable (socket registration).
+    pub fn steering_mut(&mut self) -> Option<&mut Steering> {
+        self.steering.as_mut()
+    }
+
+    /// Hands the loaded steering program over; the next publication fills
+    /// its maps.
+    pub fn set_steering(&mut self, steering: Steering) {
+        self.steering = Some(steering);
+    }
+
+    /// The clock of the connection table.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Next-hop resolution of every target.
+    pub fn resolutions(&self) -> impl Iterator<Item = (IpAddr, &Resolution)> {
+        self.resolver.iter()
+    }
+
+    /// Applies a batch of changes, all or nothing: on the first failure
+    /// nothing changed and the error names the command (0-based) and why.
+    /// With `dry_run` the batch is checked against the current state and
+    /// dropped. A committed batch is published.
+    pub fn apply(&mut self, cmds: &[Command], dry_run: bool) -> Result<(), (usize, String)> {
+        let dry = dry_run || cmds.iter().any(|c| matches!(c, Command::DryRun(_)));
+        let mut next = self.director.clone();
+        let mut fx = SideEffects::default();
+        for (i, c) in cmds.iter().enumerate() {
+            convert::apply(&mut next, c, &mut fx).map_err(|e| (i, e))?;
+        }
+        if dry {
+            return Ok(());
+        }
+        self.director = next;
+        if let Some((tcp, fin, udp)) = fx.timeouts {
+            self.conns.timeouts.set(tcp, fin, udp);
+        }
+        if let Some(which) = fx.zero {
+            self.zero(which.as_ref().map(convert::svc_addr));
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// `-Z`: remembers the current totals of the service's (or every)
+    /// real servers so listings count from zero.
+    fn zero(&mut self, svc: Option<SvcAddr>) {
+        let ids: Vec<_> = self
+            .director
+            .services()
+            .filter(|(a, _, _)| svc.is_none_or(|s| **a == s))
+            .flat_map(|(_, _, ds)| ds.iter().map(|(id, _)| *id))
+            .collect();
+        for id in ids {
+            let now = self.raw_totals(id);
+            if let Some(z) = self.zeroed.get_mut(id as usize) {
+                *z = now;
+            }
+        }
+    }
+
+    fn raw_totals(&self, id: xvs_conntrack::DestId) -> DestTotals {
+        let mut t = DestTotals::default();
+        for w in &self.workers {
+            if let Some(c) = w.dest(id) {
+                t.add(c);
+            }
+        }
+        t
+    }
+
+    /// A real server's counters summed over the workers, since the last
+    /// `-Z`.
+    pub fn dest_totals(&self, id: xvs_conntrack::DestId) -> DestTotals {
+        let t = self.raw_totals(id);
+        let z = self.zeroed.get(id as usize).copied().unwrap_or_default();
+        DestTotals {
+            conns: t.conns.saturating_sub(z.conns),
+            in_pkts: t.in_pkts.saturating_sub(z.in_pkts),
+            in_bytes: t.in_bytes.saturating_sub(z.in_bytes),
+            out_pkts: t.out_pkts.saturating_sub(z.out_pkts),
+            out_bytes: t.out_bytes.saturating_sub(z.out_bytes),
+        }
+    }
+
+    /// Every worker's pipeline counters.
+    pub fn workers(&self) -> &[Arc<WorkerStats>] {
+        &self.workers
+    }
+
+    /// Resolves next hops, builds and stores a new snapshot, and makes the
+    /// steering maps follow. Netlink trouble is logged and the previous
+    /// resolutions are used.
+    pub fn publish(&mut self) {
+        self.refresh_next_hops();
+        let snap = self.build();
+        self.snapshot.store(Arc::new(snap));
+        self.sync_steering();
+    }
+
+    /// The slow path, called every few tens of milliseconds: expires
+    /// connections, re-checks next hops (often while one is pending) and
+    /// republishes when one changed.
+    pub fn tick(&mut self) {
+        self.conns.expire(self.clock.now_ms(), EXPIRE_BUDGET);
+        let every = if self.pending {
+            REFRESH_PENDING
+        } else {
+            REFRESH_EVERY
+        };
+        if self.last_refresh.elapsed() >= every && self.refresh_next_hops() {
+            let snap = self.build();
+            self.snapshot.store(Arc::new(snap));
+        }
+    }
+
+    /// Re-reads the interfaces and default routes and refreshes every next
+    /// hop; true when something the snapshot holds changed.
+    fn refresh_next_hops(&mut self) -> bool {
+        self.last_refresh = Instant::now();
+        let mut changed = false;
+        for link in &mut self.links {
+            match self.nl.link_by_index(link.ifindex) {
+                Ok(now) => {
+                    if now != *link {
+                        *link = now;
+                        changed = true;
+                    }
+                }
+                Err(e) => eprintln!("xvsd: interface {}: {e}", link.name),
+            }
+        }
+        let mut targets: Vec<IpAddr> = self
+            .director
+            .real_servers()
+            .iter()
+            .map(|a| a.to_ip())
+            .collect();
+        targets.extend(self.default_gateways().into_iter().flatten());
+        match self.resolver.refresh(&mut self.nl, &targets) {
+            Ok(changes) => changed |= !changes.is_empty(),
+            Err(e) => eprintln!("xvsd: neighbour refresh: {e}"),
+        }
+        self.pending = targets
+            .iter()
+            .any(|t| matches!(self.resolver.get(*t), Some(Resolution::Pending { .. })));
+        changed
+    }
+
+    /// The gateways of the main table's default routes (IPv4, IPv6).
+    fn default_gateways(&mut self) -> [Option<IpAddr>; 2] {
+        let mut out = [None; 2];
+        for af in [Af::V4, Af::V6] {
+            match self.nl.default_route(af) {
+                Ok(r) => out[af_index(af)] = r.and_then(|r| r.gateway),
+                Err(e) => eprintln!("xvsd: default route: {e}"),
+            }
+        }
+        out
+    }
+
+    fn iface_of(&self, ifindex: u32) -> Option<u8> {
+        self.links
+            .iter()
+            .position(|l| l.ifindex == ifindex)
+            .map(|i| i as u8)
+    }
+
+    fn reach(&self, target: IpAddr) -> Option<Reach> {
+        match self.resolver.get(target)? {
+            Resolution::Ready { hop, mac } => Some(Reach {
+                iface: self.iface_of(hop.ifindex)?,
+                mac: Some(*mac),
+            }),
+            Resolution::Pending { hop, .. } => Some(Reach {
+                iface: self.iface_of(hop.ifindex)?,
+                mac: None,
+            }),
+            Resolution::Unusable(_) => None,
+        }
+    }
+
+    fn build(&mut self) -> Snapshot {
+        let ifaces: Vec<Iface> = self
+            .links
+            .iter()
+            .map(|l| Iface {
+                mac: l.mac.unwrap_or_default(),
+                mtu: l.mtu.min(u32::from(u16::MAX)) as u16,
+                addr4: l.source_v4().map(|a| a.octets()),
+                addr6: l.source_v6().map(|a| a.octets()),
+            })
+            .collect();
+        let mut gateways = [None; 2];
+        for (i, gw) in self.default_gateways().into_iter().enumerate() {
+            gateways[i] = gw.and_then(|g| self.reach(g)).and_then(|r| {
+                Some(Gateway {
+                    iface: r.iface,
+                    mac: r.mac?,
+                })
+            });
+        }
+        let reach: Vec<(xvs_conntrack::Addr, Option<Reach>)> = self
+            .director
+            .real_servers()
+            .into_iter()
+            .map(|a| (a, self.reach(a.to_ip())))
+            .collect();
+        self.director.build(ifaces, gateways, Vec::new(), |a| {
+            reach.iter().find(|(x, _)| x == a).and_then(|(_, r)| *r)
+        })
+    }
+
+    /// Makes the VIP map hold every service address and the real-server map
+    /// every NAT real server (whose replies the director must see).
+    fn sync_steering(&mut self) {
+        let Some(steering) = self.steering.as_mut() else {
+            return;
+        };
+        let mut vips = Vec::new();
+        let mut reals = Vec::new();
+        for (addr, _, dests) in self.director.services() {
+            let SvcAddr::Tuple {
+                proto,
+                vaddr,
+                vport,
+            } = *addr
+            else {
+                // Fwmark services are steered by their mark rules' addresses
+                // (none configured through ipvsadm's grammar).
+                continue;
+            };
+            vips.push((SteerKey::new(proto, vaddr, vport), 0));
+            for (_, d) in dests {
+                if d.fwd == Fwd::Masq {
+                    reals.push((SteerKey::new(proto, d.addr, d.port), 0));
+                }
+            }
+        }
+        if let Err(e) = steering.replace_vips(vips) {
+            eprintln!("xvsd: steering VIP map: {e}");
+        }
+        if let Err(e) = steering.replace_reals(reals) {
+            eprintln!("xvsd: steering real-server map: {e}");
+        }
+    }
+}
