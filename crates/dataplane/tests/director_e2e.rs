@@ -168,6 +168,7 @@ fn round_robin(lab: &Topology) {
                 "{f:?}: {names:?}"
             );
         }
+        big_transfer(lab, vip);
         let udp = lab.vip_addr(f, UDP);
         let (answer, from) = lab
             .client()
@@ -176,6 +177,17 @@ fn round_robin(lab: &Topology) {
         assert_eq!(from, udp, "UDP answer from the VIP");
         assert!(answer.starts_with(b"rs") && answer.ends_with(b"ping"));
     }
+}
+
+/// A 4 MiB answer through the director arrives whole and in order.
+fn big_transfer(lab: &Topology, vip: SocketAddr) {
+    const LEN: usize = 4 << 20;
+    let r = lab
+        .client()
+        .http_get_timeout(vip, &format!("/bytes/{LEN}"), Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("GET /bytes from {vip}: {e}"));
+    assert_eq!(r.body.len(), LEN, "{vip}");
+    assert_eq!(xvs_lab::pattern::first_mismatch(0, &r.body), None, "{vip}");
 }
 
 #[test]
@@ -202,5 +214,35 @@ fn tun_round_robin_v4_v6() {
     let _echo = lab.start_echo(HTTP, UDP).unwrap();
     let d = Xvsd::start(&lab, &config(&lab, "-i"));
     round_robin(&lab);
+    d.stop();
+}
+
+/// Two queues per interface: two workers, each with its own sockets, share
+/// the connection table; every connection completes whichever queue its
+/// packets arrive on.
+#[test]
+fn nat_two_queues_two_workers() {
+    if !xvs_lab::ready("xvsd end-to-end", &["ethtool"]) {
+        return;
+    }
+    let Some(lab) = xvs_lab::or_skip(
+        "lab",
+        Topology::builder(Mode::Nat)
+            .real_servers(2)
+            .queues(2)
+            .build(),
+    ) else {
+        return;
+    };
+    let _echo = lab.start_echo(HTTP, UDP).unwrap();
+    let d = Xvsd::start(&lab, &config(&lab, "-m"));
+    let vip = lab.vip_addr(Family::V4, HTTP);
+    first_answer(&lab, vip);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        seen.insert(get(&lab, vip));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    big_transfer(&lab, vip);
     d.stop();
 }
