@@ -75,8 +75,9 @@ impl Xvsd {
         }
     }
 
-    /// Stops with SIGTERM and checks the exit was clean.
-    fn stop(mut self) {
+    /// Stops with SIGTERM and checks the exit was clean: status 0, no XDP
+    /// program left on the director's interfaces.
+    fn stop(mut self, lab: &Topology) {
         let status = self
             .proc
             .take()
@@ -84,6 +85,10 @@ impl Xvsd {
             .stop(Duration::from_secs(5))
             .unwrap();
         assert!(status.success(), "xvsd exited with {status}");
+        for ifc in lab.director().ifaces() {
+            let link = lab.director().ip(&["link", "show", &ifc.dev]).unwrap();
+            assert!(!link.contains("xdp"), "XDP left on {}: {link}", ifc.dev);
+        }
     }
 }
 
@@ -196,7 +201,9 @@ fn dr_round_robin_v4_v6() {
     let _echo = lab.start_echo(HTTP, UDP).unwrap();
     let d = Xvsd::start(&lab, &config(&lab, "-g"));
     round_robin(&lab);
-    d.stop();
+    let link = lab.director().ip(&["link", "show", "eth0"]).unwrap();
+    assert!(link.contains("xdp"), "steering program attached: {link}");
+    d.stop(&lab);
 }
 
 #[test]
@@ -205,7 +212,7 @@ fn nat_round_robin_v4_v6() {
     let _echo = lab.start_echo(HTTP, UDP).unwrap();
     let d = Xvsd::start(&lab, &config(&lab, "-m"));
     round_robin(&lab);
-    d.stop();
+    d.stop(&lab);
 }
 
 #[test]
@@ -214,7 +221,7 @@ fn tun_round_robin_v4_v6() {
     let _echo = lab.start_echo(HTTP, UDP).unwrap();
     let d = Xvsd::start(&lab, &config(&lab, "-i"));
     round_robin(&lab);
-    d.stop();
+    d.stop(&lab);
 }
 
 /// Two queues per interface: two workers, each with its own sockets, share
@@ -244,5 +251,5 @@ fn nat_two_queues_two_workers() {
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
     big_transfer(&lab, vip);
-    d.stop();
+    d.stop(&lab);
 }

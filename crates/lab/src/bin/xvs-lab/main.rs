@@ -3,6 +3,7 @@
 //! ```text
 //! xvs-lab up --mode dr --rs 2 [--queues 2] [--tcp 80] [--udp 5353]
 //!            [--baseline forward|nft] [--env-file lab.env]
+//! xvs-lab demo [--xvsd PATH] [--xvsadm PATH]
 //! xvs-lab cleanup
 //! ```
 //!
@@ -10,7 +11,8 @@
 //! prints the lab as `KEY=value` lines (namespace names, devices,
 //! addresses, MACs; also written to `--env-file`), then a line `ready`, and
 //! holds the lab until SIGINT, SIGTERM or SIGHUP, when it removes
-//! everything. `cleanup` removes namespaces left by killed lab processes.
+//! everything. `demo` runs the README's demo (see [`demo`]). `cleanup`
+//! removes namespaces left by killed lab processes.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -61,9 +63,21 @@ enum Cmd {
         #[arg(long)]
         env_file: Option<std::path::PathBuf>,
     },
+    /// The demo: a DR lab and a NAT lab, xvsd on each director with an
+    /// embedded configuration, real requests, xvsadm listings.
+    Demo {
+        /// The xvsd binary (default: next to this program).
+        #[arg(long)]
+        xvsd: Option<std::path::PathBuf>,
+        /// The xvsadm binary (default: next to this program).
+        #[arg(long)]
+        xvsadm: Option<std::path::PathBuf>,
+    },
     /// Remove namespaces left behind by dead lab processes.
     Cleanup,
 }
+
+mod demo;
 
 fn main() -> ExitCode {
     match run(Args::parse()) {
@@ -77,6 +91,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), LabError> {
     match args.command {
+        Cmd::Demo { xvsd, xvsadm } => demo::run(xvsd, xvsadm),
         Cmd::Cleanup => {
             for name in xvs_lab::cleanup_stale()? {
                 println!("removed {name}");
