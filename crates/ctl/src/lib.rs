@@ -51,6 +51,7 @@ mod error;
 pub mod grammar;
 pub mod restore;
 pub mod save;
+mod serde_ext;
 mod services;
 
 pub use cmd::{
