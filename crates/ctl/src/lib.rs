@@ -49,10 +49,12 @@
 pub mod cmd;
 mod error;
 pub mod grammar;
+pub mod list;
 pub mod restore;
 pub mod save;
 mod serde_ext;
 mod services;
+pub mod state;
 
 pub use cmd::{
     Command, DaemonOpts, DestOpts, HostPort, ListOpts, Pe, ServiceOpts, SvcKey, SyncState, TunCsum,
