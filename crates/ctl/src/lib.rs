@@ -50,6 +50,7 @@ pub mod cmd;
 mod error;
 pub mod grammar;
 pub mod list;
+pub mod rate;
 pub mod restore;
 pub mod save;
 mod serde_ext;
