@@ -46,14 +46,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod cmd;
 mod error;
 pub mod grammar;
 pub mod list;
+pub mod model;
+pub mod proto;
 pub mod rate;
 pub mod restore;
 pub mod save;
 mod serde_ext;
+pub mod server;
 mod services;
 pub mod state;
 
