@@ -10,6 +10,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
 use xvs_conntrack::{Af, Fwd, Proto};
 use xvs_sched::SchedFlags;
 
@@ -44,12 +45,14 @@ pub const MAX_IFACE_LEN: usize = 15;
 pub const MAX_SYNC_MAXLEN: u16 = 65_535 - 20 - 8;
 
 /// A virtual service: what `-t`, `-u`, `--sctp-service` or `-f` name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SvcKey {
     /// A protocol, address and port (`-t`, `-u`, `--sctp-service`). Port 0
     /// is a port-zero service: it matches every port and needs persistence.
     Tuple {
         /// [`Proto::Tcp`], [`Proto::Udp`] or [`Proto::Sctp`].
+        #[serde(with = "crate::serde_ext::proto")]
         proto: Proto,
         /// Virtual address.
         addr: IpAddr,
@@ -61,6 +64,7 @@ pub enum SvcKey {
         /// The mark, greater than zero.
         mark: u32,
         /// Address family of the packets and real servers.
+        #[serde(with = "crate::serde_ext::af")]
         af: Af,
     },
 }
@@ -141,7 +145,8 @@ impl fmt::Display for HostPort {
 }
 
 /// An alternative persistence engine (`--pe`). IPVS has one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pe {
     /// `sip`: persistence by SIP Call-ID.
     Sip,
@@ -160,12 +165,13 @@ impl Pe {
 ///
 /// `-E` replaces every setting, as in ipvsadm: an option left out of `-E`
 /// takes its default, it does not keep the old value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceOpts {
     /// Scheduler (`-s`), one of [`xvs_sched::NAMES`]; default
     /// [`xvs_sched::DEFAULT`] (`wlc`).
     pub scheduler: String,
     /// Scheduler flags (`-b`).
+    #[serde(with = "crate::serde_ext::sched_flags")]
     pub sched_flags: SchedFlags,
     /// Persistence timeout in seconds (`-p [timeout]`, 1..=[`MAX_TIMEOUT`],
     /// [`DEFAULT_PERSISTENCE`] without a value); `None`: not persistent.
@@ -196,7 +202,8 @@ impl Default for ServiceOpts {
 }
 
 /// Tunnel encapsulation of a `-i` real server (`--tun-type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TunType {
     /// IP-in-IP (the default).
     #[default]
@@ -223,7 +230,8 @@ impl TunType {
 
 /// Checksum mode of a GUE or GRE tunnel (`--tun-nocsum`, `--tun-csum`,
 /// `--tun-remcsum`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TunCsum {
     /// No checksum (the default).
     #[default]
@@ -249,7 +257,7 @@ impl TunCsum {
 ///
 /// `-e` replaces every setting, as in ipvsadm: `-e ... -w 3` without `-m`
 /// sets the forwarding method back to the default `-g`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestOpts {
     /// Real server address (`-r`).
     pub addr: IpAddr,
@@ -259,6 +267,7 @@ pub struct DestOpts {
     /// port-zero services means "the packet's own port".
     pub port: u16,
     /// Forwarding method (`-g` default, `-i`, `-m`).
+    #[serde(with = "crate::serde_ext::fwd")]
     pub fwd: Fwd,
     /// Weight (`-w`), 0..=[`MAX_WEIGHT`]; 0 is quiescent.
     pub weight: i32,
@@ -355,7 +364,7 @@ impl DestOpts {
 }
 
 /// What `-L` lists and how (`-L` without `--timeout` or `--daemon`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListOpts {
     /// `-n`: numeric addresses and ports.
     pub numeric: bool,
@@ -401,7 +410,8 @@ impl Default for ListOpts {
 }
 
 /// Role of a connection sync daemon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SyncState {
     /// Sends connection updates.
     Master,
@@ -420,7 +430,7 @@ impl SyncState {
 }
 
 /// Settings of `--start-daemon`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonOpts {
     /// Master or backup.
     pub state: SyncState,
@@ -493,7 +503,14 @@ impl DaemonOpts {
 }
 
 /// One ipvsadm command.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialised (serde) as the admin protocol carries it: externally tagged,
+/// snake_case variant names (`{"add_service": {"svc": ..., "opts": ...}}`,
+/// `"clear"`). A deserialised command has not been validated: call
+/// [`Command::validate`] (the control socket server does, see
+/// [`crate::server`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// `-A`: add a virtual service.
     AddService {

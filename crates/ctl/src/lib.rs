@@ -4,8 +4,21 @@
 //! This crate turns an ipvsadm command line ([`parse_args`]) or
 //! `ipvsadm-save` / `ipvsadm-restore` text ([`parse_restore`]) into typed
 //! [`Command`]s, and commands back into canonical `ipvsadm -S` lines
-//! ([`save_line`]). It does no I/O besides reading `/etc/services` once for
-//! port names ([`Services`]); it opens no socket and resolves no host name.
+//! ([`save_line`]). It resolves no host name; port names come from
+//! `/etc/services` ([`Services`]).
+//!
+//! The admin protocol is defined here once, for both sides:
+//! - [`state`]: the director's state as the daemon reports it (services,
+//!   real servers, counters, rates, connections, timeouts, sync daemons),
+//!   and its conversion back to commands (`-S`);
+//! - [`list`]: ipvsadm's `-L` output, byte for byte, and `--json`;
+//! - [`rate`]: IPVS's rate estimator, pure;
+//! - [`proto`]: requests and responses, JSON lines in a versioned envelope;
+//! - [`server`]: the Unix socket server `xvsd` runs, around the daemon's
+//!   [`server::Handler`];
+//! - [`client`]: the client side, as the `xvsadm` binary uses it;
+//! - [`model`]: the reference semantics of applying commands (ipvsadm's
+//!   error messages, atomic batches).
 //!
 //! Contracts:
 //! - the language is ipvsadm 1.31's: the same short and long options, the
@@ -46,12 +59,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod cmd;
 mod error;
 pub mod grammar;
+pub mod list;
+pub mod model;
+pub mod proto;
+pub mod rate;
 pub mod restore;
 pub mod save;
+mod serde_ext;
+pub mod server;
 mod services;
+pub mod state;
 
 pub use cmd::{
     Command, DaemonOpts, DestOpts, HostPort, ListOpts, Pe, ServiceOpts, SvcKey, SyncState, TunCsum,

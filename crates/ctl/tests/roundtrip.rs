@@ -265,6 +265,14 @@ proptest! {
         prop_assert_eq!(parse_args_with(&args, &Services::empty()), Ok(cmd));
     }
 
+    /// The admin protocol's JSON form of a command reads back to the same
+    /// command (what crosses the control socket).
+    #[test]
+    fn json_round_trip(cmd in any_command()) {
+        let json = serde_json::to_string(&cmd).unwrap();
+        prop_assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd, "{}", json);
+    }
+
     /// A whole save reads back to the same commands, in order.
     #[test]
     fn save_restore_round_trip(cmds in proptest::collection::vec(change(), 0..24)) {
