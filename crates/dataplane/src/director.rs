@@ -232,7 +232,8 @@ impl Director {
             .ok_or(DirectorError::TooManyDests(self.dests.len() - 1))
     }
 
-    /// `-a`: adds a real server to a service.
+    /// `-a`: adds a real server to a service (reviving its deleted slot
+    /// if connections still use it).
     pub fn add_dest(&mut self, svc: &SvcAddr, d: DestConf) -> Result<(), DirectorError> {
         Self::check_dest(&d)?;
         let i = self.find(svc).ok_or(DirectorError::NoService)?;
@@ -243,7 +244,18 @@ impl Director {
         {
             return Err(DirectorError::DestExists);
         }
-        let id = self.alloc_id()?;
+        // As IPVS's destination trash: a deleted server of this service
+        // whose slot still holds connections comes back with them (and its
+        // counters) instead of taking a new slot.
+        let index = self.services[i].index;
+        let id = match self
+            .retired
+            .iter()
+            .position(|(_, svc, x)| *svc == index && x.addr == d.addr && x.port == d.port)
+        {
+            Some(p) => self.retired.remove(p).0,
+            None => self.alloc_id()?,
+        };
         self.ops.push(TableOp::Configure(id, d));
         self.services[i].dests.push((id, d));
         Ok(())
@@ -500,5 +512,36 @@ mod tests {
         live.build(vec![], [None; 2], vec![], |_| None);
         assert_eq!(live.dests.get(1).weight(), 7);
         assert!(live.dests.get(2).is_available());
+    }
+
+    #[test]
+    fn a_deleted_server_added_back_gets_its_slot_and_connections_back() {
+        let mut d = Director::new(Arc::new(DestTable::new(8)));
+        d.add_service(vip(), conf("rr")).unwrap();
+        d.add_dest(&vip(), rs(2, 1)).unwrap();
+        d.add_dest(&vip(), rs(3, 1)).unwrap();
+        d.build(vec![], [None; 2], vec![], |_| None);
+        d.dests.set_counts(2, 1, 0);
+        d.del_dest(&vip(), &Addr::v4([10, 0, 0, 3]), 80).unwrap();
+        d.build(vec![], [None; 2], vec![], |_| None);
+        assert!(!d.dests.get(2).is_available());
+        d.add_dest(&vip(), rs(3, 5)).unwrap();
+        d.build(vec![], [None; 2], vec![], |_| None);
+        let ids: Vec<DestId> = d
+            .services()
+            .next()
+            .unwrap()
+            .2
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(ids, vec![1, 2], "same slot as before the delete");
+        assert!(d.dests.get(2).is_available());
+        assert_eq!(d.dests.get(2).weight(), 5);
+        assert_eq!(
+            d.dests.get(2).active(),
+            1,
+            "its connection is still counted"
+        );
     }
 }

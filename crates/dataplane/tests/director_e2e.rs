@@ -15,6 +15,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::TcpStream;
+
+use xvs_ctl::client::Client;
+use xvs_ctl::proto::{Request, Response};
+use xvs_ctl::state::State;
 use xvs_lab::{Family, Mode, Proc, Topology};
 
 const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
@@ -24,6 +30,7 @@ const UDP: u16 = 5353;
 /// xvsd running on the lab's director with `config`; killed on drop.
 struct Xvsd {
     proc: Option<Proc>,
+    socket: PathBuf,
     _dir: TempDir,
 }
 
@@ -71,7 +78,35 @@ impl Xvsd {
         let proc = lab.director().spawn(&argv).unwrap();
         Xvsd {
             proc: Some(proc),
+            socket: sock,
             _dir: dir,
+        }
+    }
+
+    /// Sends one request on the control socket.
+    fn call(&self, req: &Request) -> Response {
+        Client::connect(&self.socket)
+            .and_then(|mut c| c.call(req))
+            .unwrap_or_else(|e| panic!("control socket: {e}"))
+    }
+
+    /// Applies an ipvsadm command line, as `xvsadm ARGS` would.
+    fn xvsadm(&self, args: &str) {
+        let argv: Vec<&str> = args.split_whitespace().collect();
+        let cmd = xvs_ctl::parse_args(&argv).unwrap();
+        match self.call(&Request::Apply {
+            commands: vec![cmd],
+            dry_run: false,
+        }) {
+            Response::Ok => {}
+            other => panic!("xvsadm {args}: {other:?}"),
+        }
+    }
+
+    fn state(&self) -> State {
+        match self.call(&Request::GetState { service: None }) {
+            Response::State(s) => s,
+            other => panic!("GetState: {other:?}"),
         }
     }
 
@@ -251,5 +286,173 @@ fn nat_two_queues_two_workers() {
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
     big_transfer(&lab, vip);
+    d.stop(&lab);
+}
+
+/// An HTTP/1.1 keep-alive connection from the client to the VIP: an
+/// established flow that must survive changes to other real servers.
+struct KeepAlive(BufReader<TcpStream>);
+
+impl KeepAlive {
+    fn open(lab: &Topology, vip: SocketAddr) -> KeepAlive {
+        let s = lab
+            .client()
+            .run(move || TcpStream::connect_timeout(&vip, Duration::from_secs(3)))
+            .unwrap()
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        KeepAlive(BufReader::new(s))
+    }
+
+    /// `GET /` on the connection: the answering server's name.
+    fn get(&mut self) -> String {
+        use std::io::Write as _;
+        self.0
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
+            .unwrap();
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            self.0.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        self.0.read_exact(&mut body).unwrap();
+        String::from_utf8(body).unwrap().trim().to_owned()
+    }
+}
+
+/// The seed's maintenance session under traffic, through the control
+/// socket: weight 0 stops new connections while existing ones go on; a
+/// deleted server's established flow finishes; an added one takes new
+/// connections; no flow to another server notices. In DR the director
+/// never sees a reply (OutPkts 0) and the counters add up.
+#[test]
+fn dr_runtime_changes_keep_established_flows() {
+    let Some(lab) = lab(Mode::Dr, 3) else { return };
+    let _echo = lab.start_echo(HTTP, UDP).unwrap();
+    let d = Xvsd::start(&lab, &config(&lab, "-g"));
+    let vip = lab.vip_addr(Family::V4, HTTP);
+    first_answer(&lab, vip);
+    let svc = format!("{}:{HTTP}", vip_str(&lab, Family::V4));
+    let (rs1, rs2, rs3) = (
+        rs_addr(&lab, 0, Family::V4),
+        rs_addr(&lab, 1, Family::V4),
+        rs_addr(&lab, 2, Family::V4),
+    );
+
+    // One established flow per real server.
+    let mut flows: Vec<(String, KeepAlive)> = (0..3)
+        .map(|_| {
+            let mut k = KeepAlive::open(&lab, vip);
+            (k.get(), k)
+        })
+        .collect();
+    flows.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = flows.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["rs1", "rs2", "rs3"]);
+    let check_flows = |flows: &mut Vec<(String, KeepAlive)>| {
+        for (name, k) in flows.iter_mut() {
+            assert_eq!(k.get(), *name, "an established flow moved");
+        }
+    };
+
+    // Quiesce rs2: no new connections; its flow goes on.
+    d.xvsadm(&format!("-e -t {svc} -r {rs2} -w 0"));
+    for _ in 0..6 {
+        assert_ne!(get(&lab, vip), "rs2");
+    }
+    check_flows(&mut flows);
+
+    // Remove rs3: new connections only to rs1; rs3's flow still finishes.
+    d.xvsadm(&format!("-d -t {svc} -r {rs3}"));
+    for _ in 0..4 {
+        assert_eq!(get(&lab, vip), "rs1");
+    }
+    check_flows(&mut flows);
+
+    // Add rs3 back and restore rs2: all three take new connections.
+    d.xvsadm(&format!("-a -t {svc} -r {rs3}"));
+    d.xvsadm(&format!("-e -t {svc} -r {rs2} -w 1"));
+    let seen: std::collections::BTreeSet<String> = (0..6).map(|_| get(&lab, vip)).collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    check_flows(&mut flows);
+    let _ = rs1;
+
+    let st = d.state();
+    let tcp = st
+        .services
+        .iter()
+        .find(|s| s.key.to_string().starts_with("TCP  192.0.2.50"))
+        .expect("the TCP service");
+    assert!(
+        tcp.stats.inpkts > 0 && tcp.stats.conns >= 13,
+        "{:?}",
+        tcp.stats
+    );
+    assert_eq!(tcp.stats.outpkts, 0, "DR: the director sees no reply");
+    assert_eq!(tcp.stats.outbytes, 0);
+    let sum: u64 = tcp.dests.iter().map(|x| x.stats.inpkts).sum();
+    assert!(sum <= tcp.stats.inpkts);
+    // The three flows are established connections of their servers.
+    assert!(
+        tcp.dests.iter().all(|x| x.active_conns >= 1),
+        "{:?}",
+        tcp.dests
+    );
+    drop(flows);
+    d.stop(&lab);
+}
+
+/// Start-up failures are clear and leave nothing behind: a broken config
+/// names its line; a second xvsd on a live control socket stops before it
+/// touches an interface, and the first keeps serving.
+#[test]
+fn bad_config_and_second_instance_are_refused() {
+    let Some(lab) = lab(Mode::Dr, 1) else { return };
+    let _echo = lab.start_echo(HTTP, UDP).unwrap();
+    let dir = TempDir::new("refuse");
+    let conf = dir.0.join("bad.conf");
+    std::fs::write(
+        &conf,
+        "-A -t 192.0.2.50:80 -s rr\n-a -t 192.0.2.50:80 -r 192.0.2.20 -w 70000\n",
+    )
+    .unwrap();
+    let sock = dir.0.join("bad.sock");
+    let out = lab
+        .director()
+        .command(XVSD)
+        .args(["--iface", "eth0", "--config"])
+        .arg(&conf)
+        .arg("--socket")
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("line 2") && err.contains("weight"), "{err}");
+    let link = lab.director().ip(&["link", "show", "eth0"]).unwrap();
+    assert!(!link.contains("xdp"), "{link}");
+
+    let d = Xvsd::start(&lab, &config(&lab, "-g"));
+    let vip = lab.vip_addr(Family::V4, HTTP);
+    first_answer(&lab, vip);
+    let out = lab
+        .director()
+        .command(XVSD)
+        .args(["--iface", "eth0", "--socket"])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("control socket"), "{err}");
+    assert_eq!(get(&lab, vip), "rs1", "the first xvsd still serves");
     d.stop(&lab);
 }

@@ -50,9 +50,13 @@ struct Args {
     /// Cores to pin the workers to, e.g. `2-5,8` (worker n on the n-th).
     #[arg(long, value_name = "LIST", value_parser = parse_cores)]
     cores: Option<Vec<usize>>,
-    /// Control socket.
-    #[arg(long, env = "XVS_SOCKET", default_value = "/run/xvs/xvsd.sock")]
+    /// Control socket (xvsadm's `--socket` / `XVS_SOCKET`).
+    #[arg(long, env = "XVS_SOCKET", default_value = xvs_ctl::client::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Group (name or id) whose members may use the control socket, besides
+    /// root and the daemon's user.
+    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+    socket_group: Option<u32>,
     /// Configuration to load at start (ipvsadm-restore syntax, as written by
     /// `xvsadm -S`).
     #[arg(long, value_name = "FILE")]
@@ -82,6 +86,18 @@ struct Args {
     /// Any TCP segment but a RST may create a connection (IPVS sloppy_tcp).
     #[arg(long)]
     sloppy_tcp: bool,
+}
+
+/// A group name or numeric id -> gid.
+fn parse_group(s: &str) -> Result<u32, String> {
+    if let Ok(gid) = s.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(s) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no group `{s}`")),
+        Err(e) => Err(format!("looking up group `{s}`: {e}")),
+    }
 }
 
 /// `2-5,8` -> [2, 3, 4, 5, 8].
@@ -123,6 +139,8 @@ fn main() -> ExitCode {
         ifaces: args.ifaces.clone(),
         cores: args.cores.clone().unwrap_or_default(),
         config: args.config.clone(),
+        socket: args.socket.clone(),
+        socket_group: args.socket_group,
         xdp_mode: match args.xdp_mode {
             XdpMode::Auto => AttachMode::Auto,
             XdpMode::Native => AttachMode::Driver,
@@ -151,7 +169,7 @@ fn main() -> ExitCode {
         }
     };
     eprintln!(
-        "xvsd: serving {} with {} worker(s), {} AF_XDP",
+        "xvsd: serving {} with {} worker(s), {} AF_XDP, control socket {}",
         args.ifaces.join(", "),
         daemon.workers(),
         if daemon.zerocopy {
@@ -159,6 +177,7 @@ fn main() -> ExitCode {
         } else {
             "copy-mode"
         },
+        args.socket.display(),
     );
     daemon.run_until(&stop, Duration::from_millis(50));
     eprintln!("xvsd: stopping");

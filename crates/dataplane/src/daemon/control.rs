@@ -13,13 +13,17 @@
 //! [`Control::tick`] runs the slow path: connection expiry and neighbour
 //! refresh, republishing when a next hop changed.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use xvs_conntrack::{Af, ConnTable, Fwd};
+use xvs_conntrack::{Af, ConnTable, DestId, Fwd, Proto};
 use xvs_ctl::Command;
+use xvs_ctl::SvcKey;
+use xvs_ctl::rate::Estimator;
+use xvs_ctl::state::{self, Rates, Stats};
 
 use super::convert::{self, SideEffects};
 use crate::director::{Director, Reach};
@@ -51,6 +55,10 @@ pub struct Control {
     workers: Vec<Arc<WorkerStats>>,
     /// Per destination slot: the totals at the last `-Z`.
     zeroed: Vec<DestTotals>,
+    /// Rate estimators per real server (by slot) and per service (by index).
+    dest_rates: HashMap<DestId, Estimator>,
+    svc_rates: HashMap<u32, Estimator>,
+    last_sample: Option<u64>,
     last_refresh: Instant,
     pending: bool,
 }
@@ -78,6 +86,9 @@ impl Control {
             clock,
             workers: Vec::new(),
             zeroed: vec![DestTotals::default(); slots],
+            dest_rates: HashMap::new(),
+            svc_rates: HashMap::new(),
+            last_sample: None,
             last_refresh: Instant::now(),
             pending: false,
         }
@@ -164,6 +175,159 @@ impl Control {
                 *z = now;
             }
         }
+        let now = self.clock.now_ms();
+        for e in self.dest_rates.values_mut() {
+            e.zero(Stats::default(), now);
+        }
+        for e in self.svc_rates.values_mut() {
+            e.zero(Stats::default(), now);
+        }
+        self.last_sample = None;
+        self.sample_rates();
+    }
+
+    fn stats_of(t: &DestTotals) -> Stats {
+        Stats {
+            conns: t.conns,
+            inpkts: t.in_pkts,
+            outpkts: t.out_pkts,
+            inbytes: t.in_bytes,
+            outbytes: t.out_bytes,
+        }
+    }
+
+    /// Per service (index) and real server (slot): counters since `-Z`.
+    fn all_stats(&self) -> (HashMap<u32, Stats>, HashMap<DestId, Stats>) {
+        let mut svcs = HashMap::new();
+        let mut dests = HashMap::new();
+        for (addr, _, ds) in self.director.services() {
+            let Some(index) = self.director.service_index(addr) else {
+                continue;
+            };
+            let mut sum = Stats::default();
+            for (id, _) in ds {
+                let st = Self::stats_of(&self.dest_totals(*id));
+                sum.conns += st.conns;
+                sum.inpkts += st.inpkts;
+                sum.outpkts += st.outpkts;
+                sum.inbytes += st.inbytes;
+                sum.outbytes += st.outbytes;
+                dests.insert(*id, st);
+            }
+            svcs.insert(index, sum);
+        }
+        (svcs, dests)
+    }
+
+    /// Feeds the rate estimators (they sample every 2 s, as IPVS's) and
+    /// forgets those of services and servers that are gone.
+    fn sample_rates(&mut self) {
+        let now = self.clock.now_ms();
+        if self
+            .last_sample
+            .is_some_and(|t| now.saturating_sub(t) < xvs_ctl::rate::PERIOD_MS)
+        {
+            return;
+        }
+        self.last_sample = Some(now);
+        let (svcs, dests) = self.all_stats();
+        self.svc_rates.retain(|k, _| svcs.contains_key(k));
+        self.dest_rates.retain(|k, _| dests.contains_key(k));
+        for (k, st) in svcs {
+            self.svc_rates
+                .entry(k)
+                .and_modify(|e| {
+                    e.update(st, now);
+                })
+                .or_insert_with(|| Estimator::new(st, now));
+        }
+        for (k, st) in dests {
+            self.dest_rates
+                .entry(k)
+                .and_modify(|e| {
+                    e.update(st, now);
+                })
+                .or_insert_with(|| Estimator::new(st, now));
+        }
+    }
+
+    /// The director as `xvsadm -L` shows it: every service (or only
+    /// `only`), its real servers, counters, rates, connection counts.
+    pub fn state(&self, only: Option<&SvcKey>) -> Result<state::State, String> {
+        let (svcs, dests) = self.all_stats();
+        let table = self.conns.dests();
+        let mut out = state::State {
+            conn_tab_size: self.conns.capacity().min(u32::MAX as usize) as u32,
+            timeouts: self.timeouts(),
+            ..state::State::default()
+        };
+        for (addr, conf, ds) in self.director.services() {
+            let key = convert::svc_key(addr);
+            if only.is_some_and(|k| *k != key) {
+                continue;
+            }
+            let index = self.director.service_index(addr).unwrap_or(u32::MAX);
+            let mut svc = state::Service::new(key, convert::service_opts(&key, conf));
+            svc.stats = svcs.get(&index).copied().unwrap_or_default();
+            svc.rates = self
+                .svc_rates
+                .get(&index)
+                .map_or(Rates::default(), Estimator::rates);
+            for (id, dc) in ds {
+                let slot = table.get(*id);
+                let mut d = state::Dest::new(convert::dest_opts(dc));
+                d.active_conns = slot.active();
+                d.inactive_conns = slot.inactive();
+                d.persistent_conns = slot.persistent();
+                d.stats = dests.get(id).copied().unwrap_or_default();
+                d.rates = self
+                    .dest_rates
+                    .get(id)
+                    .map_or(Rates::default(), Estimator::rates);
+                svc.dests.push(d);
+            }
+            out.services.push(svc);
+        }
+        if only.is_some() && out.services.is_empty() {
+            return Err(crate::director::DirectorError::NoService.to_string());
+        }
+        Ok(out)
+    }
+
+    /// `--set` values in use.
+    pub fn timeouts(&self) -> state::Timeouts {
+        let (tcp, tcpfin, udp) = self.conns.timeouts.get();
+        state::Timeouts { tcp, tcpfin, udp }
+    }
+
+    /// The connection table as `xvsadm -L -c` lists it.
+    pub fn connections(&self) -> Vec<state::Conn> {
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        self.conns.for_each(256, |_, c| {
+            let proto = c.proto();
+            let state = if c.is_template() {
+                "NONE".to_owned()
+            } else if proto == Proto::Tcp {
+                c.tcp_state().name().to_owned()
+            } else {
+                proto.name().to_owned()
+            };
+            out.push(state::Conn {
+                proto,
+                client: c.caddr.to_ip(),
+                client_port: c.cport,
+                vaddr: c.vaddr.to_ip(),
+                vport: c.vport,
+                daddr: c.daddr.to_ip(),
+                dport: c.dport,
+                state,
+                expires_ms: c.expires.saturating_sub(now),
+                template: c.is_template(),
+                pe: None,
+            });
+        });
+        out
     }
 
     fn raw_totals(&self, id: xvs_conntrack::DestId) -> DestTotals {
@@ -210,6 +374,7 @@ impl Control {
     /// republishes when one changed.
     pub fn tick(&mut self) {
         self.conns.expire(self.clock.now_ms(), EXPIRE_BUDGET);
+        self.sample_rates();
         let every = if self.pending {
             REFRESH_PENDING
         } else {

@@ -171,6 +171,9 @@ pub fn apply(d: &mut Director, cmd: &Command, fx: &mut SideEffects) -> Result<()
             Ok(())
         }
         Command::DryRun(inner) => apply(d, inner, fx),
+        Command::StartDaemon(_) | Command::StopDaemon { .. } => {
+            Err("connection sync is not supported by xvs yet".into())
+        }
         other => Err(format!("{} is not a change", other.option())),
     }
 }

@@ -9,7 +9,9 @@
 //!    worker needs a socket on both; packets on queues beyond it stay with
 //!    the kernel, counted by the XDP program as `no_socket`);
 //! 2. the configuration file (ipvsadm-restore syntax) is applied as one
-//!    batch: an error names the line and nothing runs;
+//!    batch: an error names the line and nothing runs; the control socket
+//!    is opened (another live xvsd on it stops this one here, before it
+//!    touches any interface);
 //! 3. the steering program is loaded and attached; each worker gets a UMEM
 //!    and one socket per interface on its queue, registered in the socket
 //!    map;
@@ -21,6 +23,7 @@
 
 mod control;
 pub mod convert;
+mod handler;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,9 +32,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use xvs_conntrack::{ConnTable, DestTable, TableConfig};
+use xvs_ctl::server::{Server, ServerConfig};
 
 pub use control::Control;
+pub use handler::CtlHandler;
 
 use crate::director::Director;
 use crate::netlink::{Link, Netlink};
@@ -51,6 +57,11 @@ pub struct Options {
     pub cores: Vec<usize>,
     /// Configuration to load (ipvsadm-restore syntax).
     pub config: Option<PathBuf>,
+    /// Control socket.
+    pub socket: PathBuf,
+    /// Group allowed on the control socket (besides root and the daemon's
+    /// user).
+    pub socket_group: Option<u32>,
     /// How to attach the XDP program.
     pub xdp_mode: AttachMode,
     /// Copy or zero-copy AF_XDP.
@@ -73,6 +84,8 @@ impl Default for Options {
             ifaces: Vec::new(),
             cores: Vec::new(),
             config: None,
+            socket: PathBuf::from(xvs_ctl::client::DEFAULT_SOCKET),
+            socket_group: None,
             xdp_mode: AttachMode::Auto,
             bind_mode: BindMode::Auto,
             ring_size: 2048,
@@ -132,8 +145,10 @@ pub fn rx_queues(ifname: &str) -> u32 {
 /// A running director: its control state, workers and their stop flag.
 #[derive(Debug)]
 pub struct Daemon {
-    /// Configuration, resolution, publication.
-    pub control: Control,
+    /// Configuration, resolution, publication (shared with the control
+    /// socket's handler).
+    pub control: Arc<Mutex<Control>>,
+    server: Option<Server>,
     /// Each worker's I/O counters.
     pub io: Vec<Arc<IoStats>>,
     stop: Arc<AtomicBool>,
@@ -220,6 +235,13 @@ impl Daemon {
                 })?;
         }
 
+        // The control socket, before any interface is touched.
+        let mut sc = ServerConfig::new(&opts.socket);
+        sc.group = opts.socket_group;
+        let control = Arc::new(Mutex::new(control));
+        let server = Server::start(sc, Arc::new(CtlHandler::new(Arc::clone(&control))))
+            .map_err(|e| setup("control socket")(&e))?;
+
         // Steering and sockets.
         let mut steering = Steering::load().map_err(|e| setup("XDP program")(&e))?;
         for l in &links {
@@ -256,15 +278,15 @@ impl Daemon {
         }
 
         // Publish, then register the sockets and start the workers.
-        control.set_steering(steering);
-        control.publish();
+        let mut ctl = control.lock();
+        ctl.set_steering(steering);
+        ctl.publish();
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
         let mut io = Vec::new();
         for (q, umem, sockets) in workers {
             for (s, l) in sockets.iter().zip(&links) {
-                control
-                    .steering_mut()
+                ctl.steering_mut()
                     .map(|st| st.register_socket(l.ifindex, q, s))
                     .transpose()
                     .map_err(|e| setup(format!("socket map, {} queue {q}", l.name))(&e))?;
@@ -286,7 +308,7 @@ impl Daemon {
             );
             w.prime()
                 .map_err(|e| setup(format!("fill ring of worker {q}"))(&e))?;
-            control.add_worker(w.stats());
+            ctl.add_worker(w.stats());
             io.push(w.io_stats());
             let core = (!opts.cores.is_empty()).then(|| opts.cores[q as usize % opts.cores.len()]);
             let stop = Arc::clone(&stop);
@@ -303,8 +325,10 @@ impl Daemon {
                 .map_err(|e| setup(format!("worker {q} thread"))(&e))?;
             handles.push(h);
         }
+        drop(ctl);
         Ok(Daemon {
             control,
+            server: Some(server),
             io,
             stop,
             workers: handles,
@@ -321,7 +345,7 @@ impl Daemon {
     /// `tick`.
     pub fn run_until(&mut self, stop: &AtomicBool, tick: Duration) {
         while !stop.load(Ordering::Relaxed) {
-            self.control.tick();
+            self.control.lock().tick();
             std::thread::sleep(tick);
         }
     }
@@ -333,6 +357,9 @@ impl Daemon {
     }
 
     fn stop_workers(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
         self.stop.store(true, Ordering::Relaxed);
         for h in self.workers.drain(..) {
             if h.join().is_err() {

@@ -446,7 +446,10 @@ mod tests {
             ParseError::BadIpv4TotalLen
         );
         bad[3] = 24; // header only
-        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap().payload(), &[]);
+        assert_eq!(
+            Ipv4Packet::new_checked(&bad[..]).unwrap().payload(),
+            &[] as &[u8]
+        );
     }
 
     #[test]
