@@ -456,3 +456,54 @@ fn bad_config_and_second_instance_are_refused() {
     assert_eq!(get(&lab, vip), "rs1", "the first xvsd still serves");
     d.stop(&lab);
 }
+
+/// `xvsadm -S | xvsadm -C; xvsadm -R` against the real daemon: the saved
+/// text (thresholds, persistence, timeouts included) comes back identical,
+/// and traffic flows again after the restore.
+#[test]
+fn save_clear_restore_round_trip() {
+    let Some(lab) = lab(Mode::Nat, 2) else { return };
+    let _echo = lab.start_echo(HTTP, UDP).unwrap();
+    let mut conf = config(&lab, "-m");
+    conf += "-A -t 198.51.100.50:8080 -s wlc -p 600 -M 255.255.255.0\n";
+    conf += "-a -t 198.51.100.50:8080 -r 10.0.0.20:80 -m -w 3 -x 100 -y 50\n";
+    conf += "--set 1000 100 200\n";
+    let d = Xvsd::start(&lab, &conf);
+    let vip = lab.vip_addr(Family::V4, HTTP);
+    first_answer(&lab, vip);
+    let save = |d: &Xvsd| xvs_ctl::save_text(&d.state().to_commands(), true);
+    let before = save(&d);
+    assert!(
+        before.contains("-x 100 -y 50") && before.contains("--set 1000 100 200"),
+        "{before}"
+    );
+    assert!(before.contains("-p 600 -M 255.255.255.0"), "{before}");
+
+    let apply = |cmds: Vec<xvs_ctl::Command>| match d.call(&Request::Apply {
+        commands: cmds,
+        dry_run: false,
+    }) {
+        Response::Ok => {}
+        other => panic!("{other:?}"),
+    };
+    apply(vec![xvs_ctl::Command::Clear]);
+    assert!(d.state().services.is_empty());
+    apply(xvs_ctl::parse_restore(&before).unwrap());
+    assert_eq!(save(&d), before);
+    assert!(get(&lab, vip).starts_with("rs"));
+
+    // A failing batch changes nothing.
+    let bad = xvs_ctl::parse_restore("-C\n-a -t 198.51.100.50:9 -r 10.0.0.20 -m\n").unwrap();
+    match d.call(&Request::Apply {
+        commands: bad,
+        dry_run: false,
+    }) {
+        Response::Error { index, message } => {
+            assert_eq!(index, Some(1));
+            assert_eq!(message, "Service not defined");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(save(&d), before);
+    d.stop(&lab);
+}

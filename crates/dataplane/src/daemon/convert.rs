@@ -136,6 +136,11 @@ pub struct SideEffects {
 /// are not changes and are refused.
 pub fn apply(d: &mut Director, cmd: &Command, fx: &mut SideEffects) -> Result<(), String> {
     let err = |e: crate::director::DirectorError| e.to_string();
+    // ipvsadm's message for a real-server command on a missing service.
+    let dest_err = |e: crate::director::DirectorError| match e {
+        crate::director::DirectorError::NoService => "Service not defined".to_owned(),
+        e => e.to_string(),
+    };
     match cmd {
         Command::AddService { svc, opts } => d
             .add_service(svc_addr(svc), service_conf(svc, opts)?)
@@ -150,13 +155,13 @@ pub fn apply(d: &mut Director, cmd: &Command, fx: &mut SideEffects) -> Result<()
         }
         Command::AddDest { svc, dest } => d
             .add_dest(&svc_addr(svc), dest_conf(svc, dest)?)
-            .map_err(err),
+            .map_err(dest_err),
         Command::EditDest { svc, dest } => d
             .edit_dest(&svc_addr(svc), dest_conf(svc, dest)?)
-            .map_err(err),
+            .map_err(dest_err),
         Command::DelDest { svc, addr, port } => d
             .del_dest(&svc_addr(svc), &Addr::from(*addr), *port)
-            .map_err(err),
+            .map_err(dest_err),
         Command::SetTimeouts { tcp, tcpfin, udp } => {
             fx.timeouts = Some((*tcp, *tcpfin, *udp));
             Ok(())
