@@ -76,10 +76,31 @@ impl Xvsd {
         ]);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let proc = lab.director().spawn(&argv).unwrap();
-        Xvsd {
+        let mut d = Xvsd {
             proc: Some(proc),
             socket: sock,
             _dir: dir,
+        };
+        d.wait_ready();
+        d
+    }
+
+    /// Waits until the control socket answers a ping (the daemon is up:
+    /// the socket opens before the workers start, so a little more).
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let ping = Client::connect(&self.socket).and_then(|mut c| c.call(&Request::Ping));
+            if matches!(ping, Ok(Response::Ok)) {
+                return;
+            }
+            if let Some(p) = self.proc.as_mut() {
+                if let Ok(Some(status)) = p.try_wait() {
+                    panic!("xvsd exited at start: {status}");
+                }
+            }
+            assert!(Instant::now() < deadline, "xvsd did not come up: {ping:?}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -505,5 +526,77 @@ fn save_clear_restore_round_trip() {
         other => panic!("{other:?}"),
     }
     assert_eq!(save(&d), before);
+    d.stop(&lab);
+}
+
+/// The xvsadm binary of this build (built by `cargo test --workspace` for
+/// the ctl crate's tests).
+fn xvsadm_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join("xvsadm");
+    assert!(
+        bin.is_file(),
+        "{} missing: run `cargo test --workspace` (or `cargo build -p xvs-ctl`) first",
+        bin.display()
+    );
+    bin
+}
+
+/// The seed article's session typed as written, with `xvsadm` for
+/// `ipvsadm`, against the real daemon.
+#[test]
+fn seed_session_with_the_xvsadm_binary() {
+    let Some(lab) = lab(Mode::Dr, 2) else { return };
+    let _echo = lab.start_echo(HTTP, UDP).unwrap();
+    let d = Xvsd::start(&lab, "");
+    let xvsadm = |args: &str| {
+        let out = std::process::Command::new(xvsadm_bin())
+            .args(args.split_whitespace())
+            .env("XVS_SOCKET", &d.socket)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "xvsadm {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    xvsadm("-A -t 192.0.2.50:80 -s rr");
+    xvsadm("-a -t 192.0.2.50:80 -r 192.0.2.20 -g");
+    xvsadm("-a -t 192.0.2.50:80 -r 192.0.2.30 -g");
+    let vip = lab.vip_addr(Family::V4, HTTP);
+    first_answer(&lab, vip);
+    let names: Vec<String> = (0..4).map(|_| get(&lab, vip)).collect();
+    assert_ne!(names[0], names[1], "{names:?}");
+    assert_eq!(names[0], names[2], "{names:?}");
+    let stats = xvsadm("-l --stats");
+    assert!(
+        stats.starts_with("IP Virtual Server version 1.2.1"),
+        "{stats}"
+    );
+    assert!(stats.contains("TCP  192.0.2.50:http"), "{stats}");
+    xvsadm("-e -t 192.0.2.50:80 -r 192.0.2.30 -w 0");
+    assert!((0..4).all(|_| get(&lab, vip) == "rs1"));
+    xvsadm("-d -t 192.0.2.50:80 -r 192.0.2.30");
+    xvsadm("-a -t 192.0.2.50:80 -r 192.0.2.30");
+    let listing = xvsadm("-L -n");
+    // Back in its old slot (IPVS's trash): its TIME_WAIT connections
+    // still count as inactive.
+    assert!(
+        listing.contains("  -> 192.0.2.30:80                Route   1      0          "),
+        "{listing}"
+    );
+    let out = std::process::Command::new(xvsadm_bin())
+        .args(["-a", "-t", "192.0.2.50:80", "-r", "192.0.2.30"])
+        .env("XVS_SOCKET", &d.socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Destination already exists"
+    );
     d.stop(&lab);
 }
