@@ -251,10 +251,33 @@ fn big_transfer(lab: &Topology, vip: SocketAddr) {
     assert_eq!(xvs_lab::pattern::first_mismatch(0, &r.body), None, "{vip}");
 }
 
+/// Runs `deploy/SCRIPT start ARGS` on every real server: the documented
+/// set-up (the lab made the same one; the script must agree and succeed).
+fn deploy_script(lab: &Topology, script: &str, args: &[String]) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/");
+    for rs in lab.real_servers() {
+        let out = rs
+            .command("sh")
+            .arg(format!("{path}{script}"))
+            .arg("start")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script} on {}: {}",
+            rs.role(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn dr_round_robin_v4_v6() {
     let Some(lab) = lab(Mode::Dr, 3) else { return };
     let _echo = lab.start_echo(HTTP, UDP).unwrap();
+    let vips = [Family::V4, Family::V6].map(|f| lab.vip(f).to_string());
+    deploy_script(&lab, "realserver-dr.sh", &vips);
     let d = Xvsd::start(&lab, &config(&lab, "-g"));
     round_robin(&lab);
     let link = lab.director().ip(&["link", "show", "eth0"]).unwrap();
@@ -266,6 +289,9 @@ fn dr_round_robin_v4_v6() {
 fn nat_round_robin_v4_v6() {
     let Some(lab) = lab(Mode::Nat, 2) else { return };
     let _echo = lab.start_echo(HTTP, UDP).unwrap();
+    let inside = &lab.director().ifaces()[1];
+    let gws = [Family::V4, Family::V6].map(|f| inside.addr(f).to_string());
+    deploy_script(&lab, "realserver-nat.sh", &gws);
     let d = Xvsd::start(&lab, &config(&lab, "-m"));
     round_robin(&lab);
     d.stop(&lab);
