@@ -181,7 +181,9 @@ fn main() -> ExitCode {
     );
     daemon.run_until(&stop, Duration::from_millis(50));
     eprintln!("xvsd: stopping");
-    daemon.shutdown();
+    for line in daemon.shutdown() {
+        eprintln!("xvsd: {line}");
+    }
     ExitCode::SUCCESS
 }
 

@@ -351,9 +351,28 @@ impl Daemon {
     }
 
     /// Stops and joins the workers; the XDP program is detached when the
-    /// daemon is dropped.
-    pub fn shutdown(mut self) {
+    /// daemon is dropped. Returns one summary line per worker (frames in,
+    /// out, replied, passed, dropped, TX ring overflows) for the log.
+    pub fn shutdown(mut self) -> Vec<String> {
         self.stop_workers();
+        let ctl = self.control.lock();
+        ctl.workers()
+            .iter()
+            .zip(&self.io)
+            .enumerate()
+            .map(|(i, (w, io))| {
+                let sum = |c: &[crate::pipeline::Counter]| c.iter().map(|c| c.get()).sum::<u64>();
+                format!(
+                    "worker {i}: rx {} tx {} replied {} passed {} dropped {} tx-ring-full {}",
+                    w.rx.get(),
+                    w.tx.get(),
+                    sum(&w.replies),
+                    sum(&w.passes),
+                    sum(&w.drops),
+                    io.tx_ring_full.get(),
+                )
+            })
+            .collect()
     }
 
     fn stop_workers(&mut self) {
