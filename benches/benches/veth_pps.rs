@@ -1,0 +1,1021 @@
+//! End-to-end packet rate on veth: xvsd (NAT and DR) against the kernel's
+//! IP forwarding and nftables DNAT, in one run, on the same cores.
+//!
+//! ```text
+//! cargo build --release -p xvs-dataplane --bin xvsd
+//! cargo bench -p xvs-benches --bench veth_pps        # as root
+//! ```
+//!
+//! Each case gets a lab of its own (`xvs_lab::Topology`, two real servers),
+//! all built before the first measurement:
+//!
+//! | case | lab | client sends to | the director |
+//! |---|---|---|---|
+//! | `sink` | NAT | the VIP | drops at its `eth0` ingress (the generator's ceiling) |
+//! | `fwd` | NAT | the real servers' own addresses | kernel IP forwarding |
+//! | `nft` | NAT | the VIP | nftables DNAT (conntrack), round robin |
+//! | `nat` | NAT | the VIP | xvsd, `-m`, rr |
+//! | `dr`  | DR  | the VIP | xvsd, `-g`, rr |
+//!
+//! Traffic: 60-byte IPv4 UDP frames (18 bytes of payload, valid checksums)
+//! to port 9, over `VETH_PPS_FLOWS` source ports (to the two real servers in
+//! turn for `fwd`), sent by an AF_XDP TX-only generator (copy mode, batches
+//! of 64, kicked every batch) on its own core: as fast as it goes by
+//! default, which measures the director's forwarding rate under overload
+//! (the excess is dropped in front of the director), or paced at
+//! `VETH_PPS_RATE` packets per second.
+//!
+//! Counting: every real server has an nftables `netdev` ingress chain on
+//! its `eth0` that drops UDP to port 9 and counts it in `via_dir` when the
+//! frame's source MAC is the director's (so only frames that went through
+//! the director count), else in `stray` (a bridge flooding before it learnt
+//! the director's MAC; reported when not zero). The delivered rate is the
+//! growth of `via_dir` over the window; the offered rate is the generator's
+//! completed transmissions over the same window.
+//!
+//! Pinning (`VETH_PPS_CORES=GEN,DIR`, default `0,1`): the generator thread
+//! (and this process's other threads and commands) on `GEN`; everything of
+//! the director on `DIR`:
+//! - the director's receive: its interfaces in threaded NAPI mode, the NAPI
+//!   threads pinned to `DIR`. A veth has NAPI once XDP is attached (xvsd)
+//!   or GRO is on, so the kernel cases turn GRO on at the director's `eth0`,
+//!   as every NIC driver has it. `VETH_PPS_KERNEL_RX=rps` uses RPS of the
+//!   receive queue (`rps_cpus`) instead, GRO staying off (the veth default);
+//!   on this VM the remote enqueue then limits the generator.
+//! - xvsd under `taskset -c DIR` (its worker and control threads inherit the
+//!   mask; `--cores` is not passed: with one core it adds nothing, and the
+//!   clap definition of `--cores` panicked at the time of writing).
+//! - the switch bridge and the real servers' ingress drop run where the
+//!   director's transmit runs (`DIR`) in every case; in the DR lab the
+//!   client's side of the bridge runs on `GEN`, in the generator's `sendto`.
+//!   The switch namespace's bridge makes no netfilter calls
+//!   (`bridge-nf-call-*` = 0).
+//!
+//! Procedure: `VETH_PPS_RUNS` rounds, each measuring every case in turn (so
+//! a slow spell of the machine hits all cases alike): start the generator,
+//! wait until packets arrive, `VETH_PPS_WARMUP` seconds, then a window of
+//! `VETH_PPS_SECS` seconds. The table gives the median over the rounds and
+//! the ratio to kernel forwarding's median. At the end each xvsd prints its
+//! per-worker counters.
+//!
+//! Settings (environment):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `VETH_PPS_SECS` | 2 | measured window per run, seconds |
+//! | `VETH_PPS_WARMUP` | 1 | traffic before the window, seconds |
+//! | `VETH_PPS_RUNS` | 5 | rounds (median over them) |
+//! | `VETH_PPS_CORES` | `0,1` | generator core, director core |
+//! | `VETH_PPS_FLOWS` | 64 | UDP source ports (flows) |
+//! | `VETH_PPS_CASES` | `sink,fwd,nft,nat,dr` | cases to run, in this order |
+//! | `VETH_PPS_RATE` | 0 | offered pps (0: full speed) |
+//! | `VETH_PPS_KERNEL_RX` | `napi` | `napi` or `rps` for the kernel cases |
+//! | `XVSD` | next to the bench | the xvsd binary |
+//! | `VETH_PPS_XVSD_ARGS` | | extra xvsd arguments, e.g. `--busy-poll` |
+//! | `VETH_PPS_SVG` | | write a bar chart of the medians there |
+//!
+//! Without `XVSD` the binary is looked up as `<target>/release/xvsd` next to
+//! this bench's executable (`<target>/release/deps/veth_pps-*`): build it
+//! with the same `CARGO_TARGET_DIR`. `cargo bench` does not rebuild it.
+//!
+//! Without root (or `ip`, `ethtool`, `nft`, `taskset`) it prints why and
+//! exits 0; run as a test (`cargo test --benches`, no `--bench` argument) it
+//! does nothing. A full run takes about 1.5 minutes.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use etherparse::PacketBuilder;
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::unistd::Pid;
+use xvs_dataplane::xsk::{Socket, SocketConfig, Umem, UmemConfig};
+use xvs_lab::{Family, Host, Mode, Proc, Topology};
+
+/// UDP destination port of the generated traffic (discard).
+const PORT: u16 = 9;
+/// Frame length without FCS: the Ethernet minimum.
+const FRAME_LEN: usize = 60;
+/// Frames per TX submission (and kick).
+const BATCH: usize = 64;
+/// First UDP source port; flow `i` uses `SPORT + i`.
+const SPORT: u16 = 10_000;
+/// How long to wait for the first packets at the real servers (xvsd
+/// resolves the real servers' MACs first).
+const FIRST_PACKET: Duration = Duration::from_secs(20);
+
+type Res<T> = Result<T, String>;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "veth_pps: a benchmark; run it with `cargo bench -p xvs-benches --bench veth_pps`"
+        );
+        return;
+    }
+    if let Err(e) = xvs_lab::preflight(&["ethtool", "nft", "taskset"]) {
+        println!("veth_pps: skipped: {e}");
+        return;
+    }
+    let opts = match Opts::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("veth_pps: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&opts) {
+        eprintln!("veth_pps: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ------------------------------------------------------------------ options
+
+#[derive(Debug)]
+struct Opts {
+    window: Duration,
+    warmup: Duration,
+    runs: usize,
+    gen_core: usize,
+    dir_core: usize,
+    flows: u16,
+    cases: Vec<Kind>,
+    xvsd: Option<PathBuf>,
+    xvsd_args: Vec<String>,
+    svg: Option<PathBuf>,
+    kernel_rx: KernelRx,
+    /// Offered packets per second; 0: as fast as the generator goes.
+    rate: f64,
+}
+
+/// How the kernel cases move the director's receive to its core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KernelRx {
+    /// GRO on and threaded NAPI, the thread pinned (as xvsd's interfaces).
+    Napi,
+    /// RPS (`rps_cpus`) of the receive queue, GRO off (the veth default).
+    Rps,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?}: not a valid value")),
+        _ => Ok(default),
+    }
+}
+
+impl Opts {
+    fn from_env() -> Res<Opts> {
+        let secs = |name, default: f64| -> Res<Duration> {
+            let s: f64 = env_or(name, default)?;
+            if !(0.0..=3600.0).contains(&s) {
+                return Err(format!("{name}={s}: out of range"));
+            }
+            Ok(Duration::from_secs_f64(s))
+        };
+        let cores: String = env_or("VETH_PPS_CORES", "0,1".to_owned())?;
+        let (gen_core, dir_core) = cores
+            .split_once(',')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .ok_or_else(|| format!("VETH_PPS_CORES={cores:?}: expected GEN,DIR"))?;
+        let cases: String = env_or("VETH_PPS_CASES", "sink,fwd,nft,nat,dr".to_owned())?;
+        let cases = cases
+            .split(',')
+            .map(|c| Kind::from_name(c.trim()))
+            .collect::<Res<Vec<_>>>()?;
+        let flows: u16 = env_or("VETH_PPS_FLOWS", 64)?;
+        if flows == 0 || flows > 50_000 {
+            return Err(format!("VETH_PPS_FLOWS={flows}: 1..=50000"));
+        }
+        let runs: usize = env_or("VETH_PPS_RUNS", 5)?;
+        let kernel_rx = match env_or("VETH_PPS_KERNEL_RX", "napi".to_owned())?.as_str() {
+            "napi" => KernelRx::Napi,
+            "rps" => KernelRx::Rps,
+            other => return Err(format!("VETH_PPS_KERNEL_RX={other:?}: napi or rps")),
+        };
+        Ok(Opts {
+            window: secs("VETH_PPS_SECS", 2.0)?,
+            warmup: secs("VETH_PPS_WARMUP", 1.0)?,
+            runs: runs.max(1),
+            gen_core,
+            dir_core,
+            flows,
+            cases,
+            xvsd: xvsd_path(),
+            xvsd_args: std::env::var("VETH_PPS_XVSD_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            svg: std::env::var_os("VETH_PPS_SVG").map(PathBuf::from),
+            kernel_rx,
+            rate: env_or("VETH_PPS_RATE", 0.0)?,
+        })
+    }
+}
+
+/// `$XVSD`, else `xvsd` in the profile directory above this executable's
+/// `deps/`.
+fn xvsd_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("XVSD") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join("xvsd");
+    candidate.is_file().then_some(candidate)
+}
+
+// ------------------------------------------------------------------ cases
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sink,
+    Fwd,
+    Nft,
+    XvsdNat,
+    XvsdDr,
+}
+
+impl Kind {
+    fn from_name(s: &str) -> Res<Kind> {
+        match s {
+            "sink" => Ok(Kind::Sink),
+            "fwd" => Ok(Kind::Fwd),
+            "nft" => Ok(Kind::Nft),
+            "nat" => Ok(Kind::XvsdNat),
+            "dr" => Ok(Kind::XvsdDr),
+            _ => Err(format!("unknown case {s:?} (sink, fwd, nft, nat, dr)")),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Sink => "generator alone (drop at the director's eth0 ingress)",
+            Kind::Fwd => "kernel IP forwarding (client -> RS address)",
+            Kind::Nft => "nftables DNAT (client -> VIP)",
+            Kind::XvsdNat => "xvsd NAT (-m, rr)",
+            Kind::XvsdDr => "xvsd DR (-g, rr)",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Kind::Sink => "generator alone",
+            Kind::Fwd => "kernel forwarding",
+            Kind::Nft => "nftables DNAT",
+            Kind::XvsdNat => "xvsd NAT",
+            Kind::XvsdDr => "xvsd DR",
+        }
+    }
+
+    fn mode(self) -> Mode {
+        match self {
+            Kind::XvsdDr => Mode::Dr,
+            _ => Mode::Nat,
+        }
+    }
+
+    fn is_xvsd(self) -> bool {
+        matches!(self, Kind::XvsdNat | Kind::XvsdDr)
+    }
+}
+
+/// One case, set up and ready for traffic. Fields drop in order: the daemon
+/// before its lab.
+struct Case {
+    kind: Kind,
+    frames: Arc<Vec<Vec<u8>>>,
+    pinning: String,
+    xvsd: Option<Xvsd>,
+    lab: Topology,
+}
+
+fn v4(ip: IpAddr) -> [u8; 4] {
+    match ip {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(_) => [0; 4],
+    }
+}
+
+impl Case {
+    fn setup(kind: Kind, opts: &Opts) -> Res<Case> {
+        let lab = Topology::builder(kind.mode())
+            .real_servers(2)
+            .build()
+            .map_err(|e| format!("{}: lab: {e}", kind.short()))?;
+        // The bridge of the switch namespace: no netfilter calls (br_netfilter
+        // is built in and on by default; nothing here filters bridged frames).
+        lab.switch()
+            .sysctl(&[
+                ("net.bridge.bridge-nf-call-iptables", "0"),
+                ("net.bridge.bridge-nf-call-ip6tables", "0"),
+                ("net.bridge.bridge-nf-call-arptables", "0"),
+            ])
+            .map_err(|e| format!("bridge netfilter off: {e}"))?;
+        install_sinks(&lab, kind)?;
+        let frames = Arc::new(frames(&lab, kind, opts.flows));
+        let what = |e: xvs_lab::LabError| format!("{}: {e}", kind.short());
+        let (xvsd, pinning) = match kind {
+            Kind::Sink => (None, pin_kernel_rx(&lab, opts)?),
+            Kind::Fwd => {
+                lab.enable_kernel_forwarding().map_err(what)?;
+                (None, pin_kernel_rx(&lab, opts)?)
+            }
+            Kind::Nft => {
+                lab.enable_nft_dnat(&[PORT]).map_err(what)?;
+                (None, pin_kernel_rx(&lab, opts)?)
+            }
+            Kind::XvsdNat | Kind::XvsdDr => {
+                let x = Xvsd::start(&lab, kind, opts)?;
+                let devs: Vec<&str> = lab
+                    .director()
+                    .ifaces()
+                    .iter()
+                    .map(|i| i.dev.as_str())
+                    .collect();
+                let how = pin_napi(&lab, &devs, opts.dir_core)?;
+                (Some(x), how)
+            }
+        };
+        Ok(Case {
+            kind,
+            frames,
+            pinning,
+            xvsd,
+            lab,
+        })
+    }
+}
+
+/// The generator's frames: client -> director MAC, UDP to port 9 from
+/// `flows` source ports; to the VIP, or for kernel forwarding alternately to
+/// each real server's own address.
+fn frames(lab: &Topology, kind: Kind, flows: u16) -> Vec<Vec<u8>> {
+    let client = lab.client();
+    let smac = client.mac().octets();
+    let dmac = lab.director_outside().mac.octets();
+    let src = v4(client.addr(Family::V4));
+    let dsts: Vec<[u8; 4]> = match kind {
+        Kind::Fwd => lab
+            .real_servers()
+            .iter()
+            .map(|rs| v4(rs.addr(Family::V4)))
+            .collect(),
+        _ => vec![v4(lab.vip(Family::V4))],
+    };
+    let payload = [0u8; FRAME_LEN - 14 - 20 - 8];
+    (0..flows)
+        .map(|i| {
+            let dst = dsts[usize::from(i) % dsts.len()];
+            let mut out = Vec::with_capacity(FRAME_LEN);
+            PacketBuilder::ethernet2(smac, dmac)
+                .ipv4(src, dst, 64)
+                .udp(SPORT + i, PORT)
+                .write(&mut out, &payload)
+                .expect("a 60-byte frame fits a Vec");
+            debug_assert_eq!(out.len(), FRAME_LEN);
+            out
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ sinks
+
+const SINK_TABLE: &str = "xvs_bench";
+
+/// Where the packets are counted: every real server, or for `sink` the
+/// director itself.
+fn sink_hosts(lab: &Topology, kind: Kind) -> Vec<&Host> {
+    match kind {
+        Kind::Sink => vec![lab.director()],
+        _ => lab.real_servers().iter().collect(),
+    }
+}
+
+/// The counting drop on the `eth0` ingress of every [`sink_hosts`]:
+/// `via_dir` counts frames from the director's inside MAC (for `sink`, the
+/// client's MAC).
+fn install_sinks(lab: &Topology, kind: Kind) -> Res<()> {
+    let dir_mac = match kind {
+        Kind::Sink => lab.client().mac(),
+        _ => lab.director_inside().mac,
+    };
+    for rs in sink_hosts(lab, kind) {
+        let rules = format!(
+            "table netdev {SINK_TABLE} {{\n\
+             \tcounter via_dir {{ }}\n\
+             \tcounter stray {{ }}\n\
+             \tchain sink {{\n\
+             \t\ttype filter hook ingress device \"eth0\" priority 0; policy accept;\n\
+             \t\tether saddr {dir_mac} udp dport {PORT} counter name \"via_dir\" drop\n\
+             \t\tudp dport {PORT} counter name \"stray\" drop\n\
+             \t}}\n\
+             }}\n"
+        );
+        rs.nft(&rules)
+            .map_err(|e| format!("sink on {}: {e}", rs.role()))?;
+    }
+    Ok(())
+}
+
+/// Packets counted by all sinks: (via the director, stray).
+fn sink_counts(case: &Case) -> Res<(u64, u64)> {
+    let mut total = (0, 0);
+    for rs in sink_hosts(&case.lab, case.kind) {
+        let (f, s) = read_sink(rs)?;
+        total.0 += f;
+        total.1 += s;
+    }
+    Ok(total)
+}
+
+fn read_sink(rs: &Host) -> Res<(u64, u64)> {
+    let out = rs
+        .exec(&["nft", "list", "counters", "table", "netdev", SINK_TABLE])
+        .map_err(|e| format!("reading the sink of {}: {e}", rs.role()))?;
+    let (mut fwd, mut stray) = (None, None);
+    let mut current = "";
+    for line in out.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("counter") => current = words.next().unwrap_or_default(),
+            Some("packets") => {
+                let n = words.next().and_then(|w| w.parse::<u64>().ok());
+                match current {
+                    "via_dir" => fwd = n,
+                    "stray" => stray = n,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    match (fwd, stray) {
+        (Some(f), Some(s)) => Ok((f, s)),
+        _ => Err(format!(
+            "no counters in `nft list counters` of {}: {out}",
+            rs.role()
+        )),
+    }
+}
+
+// ------------------------------------------------------------------ pinning
+
+fn cpu_set(core: usize) -> Res<CpuSet> {
+    let mut set = CpuSet::new();
+    set.set(core).map_err(|e| format!("core {core}: {e}"))?;
+    Ok(set)
+}
+
+fn pin(pid: Pid, core: usize) -> Res<()> {
+    sched_setaffinity(pid, &cpu_set(core)?).map_err(|e| format!("pin {pid} to core {core}: {e}"))
+}
+
+/// Kernel cases: the director's receive softirq on `core` by RPS of the
+/// outside interface's queue.
+fn rps(lab: &Topology, core: usize) -> Res<String> {
+    let dev = &lab.director_outside().dev;
+    let mask = format!("{:x}", 1u64 << core);
+    let cmd = format!("echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus");
+    lab.director()
+        .exec(&["sh", "-c", &cmd])
+        .map_err(|e| format!("RPS on the director's {dev}: {e}"))?;
+    Ok(format!("RPS of director {dev} rx-0 -> core {core}"))
+}
+
+/// Kernel threads named `napi/...`, by pid.
+fn napi_threads() -> HashSet<(i32, String)> {
+    let mut out = HashSet::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+            let comm = comm.trim();
+            if comm.starts_with("napi/") {
+                out.insert((pid, comm.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Threaded NAPI on the director's `devs` (a veth has NAPI once XDP is
+/// attached or GRO is on), the new NAPI threads pinned to `core`.
+fn pin_napi(lab: &Topology, devs: &[&str], core: usize) -> Res<String> {
+    let before = napi_threads();
+    for dev in devs {
+        let cmd = format!("echo 1 > /sys/class/net/{dev}/threaded");
+        lab.director()
+            .exec(&["sh", "-c", &cmd])
+            .map_err(|e| format!("threaded NAPI on the director's {dev}: {e}"))?;
+    }
+    let new: Vec<(i32, String)> = napi_threads()
+        .difference(&before)
+        .filter(|(_, comm)| devs.iter().any(|d| comm.starts_with(&format!("napi/{d}-"))))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return Ok(format!(
+            "NOT pinned: no NAPI thread appeared for {} (director receive on the sender's core)",
+            devs.join(", ")
+        ));
+    }
+    for (pid, _) in &new {
+        pin(Pid::from_raw(*pid), core)?;
+    }
+    let names: Vec<&str> = new.iter().map(|(_, c)| c.as_str()).collect();
+    Ok(format!(
+        "threaded NAPI of director {} ({}) -> core {core}",
+        devs.join(", "),
+        names.join(", ")
+    ))
+}
+
+/// Kernel cases: the director's receive on `core`, by threaded NAPI (GRO on
+/// gives the veth its NAPI, as every NIC driver has) or by RPS.
+fn pin_kernel_rx(lab: &Topology, opts: &Opts) -> Res<String> {
+    let dev = lab.director_outside().dev.as_str();
+    match opts.kernel_rx {
+        KernelRx::Rps => rps(lab, opts.dir_core),
+        KernelRx::Napi => {
+            lab.director()
+                .exec(&["ethtool", "-K", dev, "gro", "on"])
+                .map_err(|e| format!("GRO on the director's {dev}: {e}"))?;
+            let how = pin_napi(lab, &[dev], opts.dir_core)?;
+            Ok(format!("GRO on, {how}"))
+        }
+    }
+}
+
+// ------------------------------------------------------------------ xvsd
+
+/// xvsd on a lab's director; stopped (SIGTERM) on drop.
+struct Xvsd {
+    proc: Option<Proc>,
+    dir: PathBuf,
+    what: &'static str,
+}
+
+impl Xvsd {
+    fn start(lab: &Topology, kind: Kind, opts: &Opts) -> Res<Xvsd> {
+        let bin = opts.xvsd.as_ref().ok_or_else(|| {
+            "no xvsd binary: build it with `cargo build --release -p xvs-dataplane --bin xvsd` \
+             (same CARGO_TARGET_DIR) or set XVSD=/path/to/xvsd"
+                .to_owned()
+        })?;
+        let dir = std::env::temp_dir().join(format!(
+            "xvs-veth-pps-{}-{}",
+            std::process::id(),
+            lab.mode()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let method = if kind == Kind::XvsdDr { "-g" } else { "-m" };
+        let vip = lab.vip(Family::V4);
+        let mut config = format!("-A -u {vip}:{PORT} -s rr\n");
+        for rs in lab.real_servers() {
+            let _ = writeln!(
+                config,
+                "-a -u {vip}:{PORT} -r {}:{PORT} {method} -w 1",
+                rs.addr(Family::V4)
+            );
+        }
+        let conf = dir.join("xvsd.conf");
+        std::fs::write(&conf, config).map_err(|e| format!("{}: {e}", conf.display()))?;
+        let log = dir.join("xvsd.log");
+        let log_file = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let core = opts.dir_core.to_string();
+        let mut cmd = lab.director().command("taskset");
+        cmd.args(["-c", &core]).arg(bin);
+        for ifc in lab.director().ifaces() {
+            cmd.args(["--iface", &ifc.dev]);
+        }
+        cmd.arg("--config")
+            .arg(&conf)
+            .arg("--socket")
+            .arg(dir.join("xvsd.sock"))
+            .args(&opts.xvsd_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        let proc = Proc::spawn(&mut cmd).map_err(|e| format!("start xvsd: {e}"))?;
+        let mut x = Xvsd {
+            proc: Some(proc),
+            dir,
+            what: kind.short(),
+        };
+        // Ready once its XDP program is on every interface.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let attached = lab
+                .director()
+                .ifaces()
+                .iter()
+                .all(|i| matches!(lab.director().xdp_prog(&i.dev), Ok(Some(_))));
+            if attached {
+                return Ok(x);
+            }
+            let exited = x.proc.as_mut().and_then(|p| p.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                return Err(format!("xvsd exited ({status}): {}", x.log()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("xvsd did not attach XDP in 15 s: {}", x.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("xvsd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Xvsd {
+    fn drop(&mut self) {
+        if let Some(p) = self.proc.take() {
+            let _ = p.stop(Duration::from_secs(3));
+            // Its summary at exit (per-worker counters).
+            let log = self.log();
+            let tail = log.lines().skip_while(|l| !l.contains("stopping")).skip(1);
+            for line in tail {
+                println!("{}: {line}", self.what);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ------------------------------------------------------------------ generator
+
+/// Sends `frames` round robin on the client's `eth0` queue 0 from a TX-only
+/// AF_XDP socket until `stop`; `done` counts completed transmissions.
+fn generate(
+    frames: &[Vec<u8>],
+    core: usize,
+    rate: f64,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+) -> Res<()> {
+    pin(Pid::from_raw(0), core)?;
+    let mut umem = Umem::new(&UmemConfig::default()).map_err(|e| format!("UMEM: {e}"))?;
+    let cfg = SocketConfig {
+        rx_size: 64,
+        fill_size: 64,
+        tx_size: 2048,
+        comp_size: 2048,
+        ..SocketConfig::default()
+    };
+    let mut sock =
+        Socket::new(&mut umem, "eth0", 0, &cfg).map_err(|e| format!("AF_XDP socket: {e}"))?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let (mut next, mut total, mut queued) = (0usize, 0u64, 0u64);
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        total += sock.complete(&mut umem) as u64;
+        done.store(total, Ordering::Relaxed);
+        if rate > 0.0 {
+            // Paced: the next batch is due when the ones before it are.
+            let due = start + Duration::from_secs_f64(queued as f64 / rate);
+            while Instant::now() < due && !stop.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+        while batch.len() < BATCH {
+            let Some(mut f) = umem.alloc() else { break };
+            let wrote = umem.frame(&mut f).write_packet(&frames[next]);
+            if wrote.is_err() {
+                umem.release(f);
+                return Err("frame too large for the UMEM".into());
+            }
+            next = (next + 1) % frames.len();
+            batch.push(f);
+        }
+        let sent = sock
+            .send(&mut batch)
+            .map_err(|e| format!("AF_XDP send: {e}"))?;
+        queued += sent as u64;
+    }
+    Ok(())
+}
+
+/// A generator thread in the client's namespace.
+struct Generator {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    thread: Option<JoinHandle<xvs_lab::Result<Res<()>>>>,
+}
+
+impl Generator {
+    fn start(case: &Case, core: usize, rate: f64) -> Res<Generator> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let (s, d, f) = (
+            Arc::clone(&stop),
+            Arc::clone(&done),
+            Arc::clone(&case.frames),
+        );
+        let thread = case
+            .lab
+            .client()
+            .spawn_thread("veth-pps-gen", move || generate(&f, core, rate, &s, &d))
+            .map_err(|e| format!("generator thread: {e}"))?;
+        Ok(Generator {
+            stop,
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    fn completed(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    fn finish(mut self) -> Res<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(Ok(r))) => r,
+            Some(Ok(Err(e))) => Err(format!("generator: {e}")),
+            Some(Err(_)) => Err("generator panicked".into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ------------------------------------------------------------------ measuring
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Packets per second counted at the real servers.
+    delivered: f64,
+    /// Packets per second the generator completed.
+    offered: f64,
+    /// Frames that reached a real server without going through the director.
+    stray: u64,
+}
+
+fn measure(case: &Case, opts: &Opts) -> Res<Sample> {
+    let (base, _) = sink_counts(case)?;
+    let generator = Generator::start(case, opts.gen_core, opts.rate)?;
+    let deadline = Instant::now() + FIRST_PACKET;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if sink_counts(case)?.0 > base {
+            break;
+        }
+        if generator.failed() {
+            return Err(generator.finish().err().unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            let log = case.xvsd.as_ref().map(Xvsd::log).unwrap_or_default();
+            return Err(format!(
+                "{}: no packet reached the real servers in {FIRST_PACKET:?} \
+                 ({} frames sent){}{log}",
+                case.kind.short(),
+                generator.completed(),
+                if log.is_empty() { "" } else { "; xvsd log:\n" },
+            ));
+        }
+    }
+    std::thread::sleep(opts.warmup);
+    let snapshot = || -> Res<(Instant, u64, u64, u64)> {
+        let t = Instant::now();
+        let g = generator.completed();
+        let (fwd, stray) = sink_counts(case)?;
+        // The counters were read at some point of the reads: take the middle.
+        let mid = t + (Instant::now() - t) / 2;
+        Ok((mid, g, fwd, stray))
+    };
+    let (t0, g0, f0, s0) = snapshot()?;
+    std::thread::sleep(opts.window);
+    let (t1, g1, f1, s1) = snapshot()?;
+    generator.finish()?;
+    let dt = (t1 - t0).as_secs_f64();
+    Ok(Sample {
+        delivered: (f1 - f0) as f64 / dt,
+        offered: (g1 - g0) as f64 / dt,
+        stray: s1 - s0,
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn pps(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else {
+        format!("{:.0}k", v / 1e3)
+    }
+}
+
+struct Row {
+    kind: Kind,
+    median: f64,
+    min: f64,
+    max: f64,
+    offered: f64,
+}
+
+fn run(opts: &Opts) -> Res<()> {
+    let ncpu = std::thread::available_parallelism().map_or(1, usize::from);
+    if opts.gen_core >= ncpu || opts.dir_core >= ncpu {
+        return Err(format!(
+            "VETH_PPS_CORES={},{}: this machine has {ncpu} cores",
+            opts.gen_core, opts.dir_core
+        ));
+    }
+    // This thread and what it starts (ip, nft, the sink reads) stay off the
+    // director's core.
+    pin(Pid::from_raw(0), opts.gen_core)?;
+    let mut kinds = opts.cases.clone();
+    if opts.xvsd.is_none() && kinds.iter().any(|k| k.is_xvsd()) {
+        println!(
+            "veth_pps: no xvsd binary (set XVSD, or `cargo build --release -p xvs-dataplane \
+             --bin xvsd` with the same CARGO_TARGET_DIR): xvsd cases skipped"
+        );
+        kinds.retain(|k| !k.is_xvsd());
+    }
+    if let Some(x) = &opts.xvsd {
+        println!("veth_pps: xvsd = {}", x.display());
+    }
+    let mut cases = Vec::new();
+    for kind in kinds {
+        let case = Case::setup(kind, opts)?;
+        println!("veth_pps: {:<18} {}", kind.short(), case.pinning);
+        cases.push(case);
+    }
+    // Let the set-up's aftermath (udev, neighbour resolution) pass.
+    std::thread::sleep(Duration::from_secs(2));
+    let offered = if opts.rate > 0.0 {
+        format!("paced at {}", pps(opts.rate))
+    } else {
+        "at full speed".to_owned()
+    };
+    println!(
+        "veth_pps: {} runs of {:.1} s after {:.1} s warm-up, {} flows, 60-byte UDP {offered}, \
+         generator on core {}, director on core {} ({} cores, load {})",
+        opts.runs,
+        opts.window.as_secs_f64(),
+        opts.warmup.as_secs_f64(),
+        opts.flows,
+        opts.gen_core,
+        opts.dir_core,
+        ncpu,
+        loadavg()
+    );
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cases.len()];
+    for round in 1..=opts.runs {
+        let mut line = format!("round {round}:");
+        for (case, out) in cases.iter().zip(&mut samples) {
+            let s = measure(case, opts)?;
+            let _ = write!(line, "  {} {}", case.kind.short(), pps(s.delivered));
+            if s.stray > 0 {
+                let _ = write!(line, " ({} stray)", s.stray);
+            }
+            out.push(s);
+        }
+        println!("{line}");
+    }
+    let rows: Vec<Row> = cases
+        .iter()
+        .zip(&samples)
+        .map(|(case, s)| {
+            let d: Vec<f64> = s.iter().map(|x| x.delivered).collect();
+            let o: Vec<f64> = s.iter().map(|x| x.offered).collect();
+            Row {
+                kind: case.kind,
+                median: median(&d),
+                min: d.iter().copied().fold(f64::INFINITY, f64::min),
+                max: d.iter().copied().fold(0.0, f64::max),
+                offered: median(&o),
+            }
+        })
+        .collect();
+    let base = rows.iter().find(|r| r.kind == Kind::Fwd).map(|r| r.median);
+    println!();
+    println!(
+        "| path | delivered pps, median of {} | min - max | offered pps | vs kernel forwarding |",
+        opts.runs
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for r in &rows {
+        let ratio = match base {
+            Some(b) if r.kind != Kind::Sink => format!("{:.2}", r.median / b),
+            _ => "-".to_owned(),
+        };
+        // Nearly all offered packets delivered: the generator, not the
+        // director, set the rate.
+        let bound = if r.median > 0.95 * r.offered {
+            " (all)"
+        } else {
+            ""
+        };
+        println!(
+            "| {} | {} | {} - {} | {}{bound} | {} |",
+            r.kind.label(),
+            pps(r.median),
+            pps(r.min),
+            pps(r.max),
+            pps(r.offered),
+            ratio
+        );
+    }
+    println!("(load average at the end: {})", loadavg());
+    if let Some(path) = &opts.svg {
+        std::fs::write(path, svg(&rows, base, opts))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("veth_pps: chart written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// A horizontal bar chart of the medians (plain SVG, no dependencies).
+fn svg(rows: &[Row], base: Option<f64>, opts: &Opts) -> String {
+    const W: f64 = 640.0;
+    const LABEL: f64 = 150.0;
+    const BAR_H: f64 = 26.0;
+    const GAP: f64 = 12.0;
+    const TOP: f64 = 34.0;
+    let max = rows.iter().map(|r| r.max).fold(1.0, f64::max);
+    let scale = (W - LABEL - 110.0) / max;
+    let h = TOP + rows.len() as f64 * (BAR_H + GAP) + 10.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"13\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"8\" y=\"20\" font-size=\"14\">60-byte UDP on veth, one director core, \
+         median of {} runs (bars: min-max)</text>\n",
+        opts.runs
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = TOP + i as f64 * (BAR_H + GAP);
+        let color = if r.kind.is_xvsd() {
+            "#d9822b"
+        } else {
+            "#4a7ab5"
+        };
+        let ratio = match base {
+            Some(b) if r.kind != Kind::Sink => format!(" ({:.2}x)", r.median / b),
+            _ => String::new(),
+        };
+        let _ = write!(
+            s,
+            "<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\n\
+             <rect x=\"{LABEL}\" y=\"{y}\" width=\"{w:.1}\" height=\"{BAR_H}\" fill=\"{color}\"/>\n\
+             <line x1=\"{x0:.1}\" x2=\"{x1:.1}\" y1=\"{ym}\" y2=\"{ym}\" stroke=\"black\"/>\n\
+             <text x=\"{tx:.1}\" y=\"{ty}\">{value}{ratio}</text>\n",
+            lx = LABEL - 8.0,
+            ty = y + BAR_H / 2.0 + 5.0,
+            label = r.kind.short(),
+            w = r.median * scale,
+            x0 = LABEL + r.min * scale,
+            x1 = LABEL + r.max * scale,
+            ym = y + BAR_H / 2.0,
+            tx = LABEL + r.max.max(r.median) * scale + 6.0,
+            value = pps(r.median),
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
