@@ -73,6 +73,9 @@ impl Xvsd {
             sock.display().to_string(),
             "--ring-size".into(),
             "512".into(),
+            // Workers pinned (worker n on the n-th of these).
+            "--cores".into(),
+            "0-1".into(),
         ]);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let proc = lab.director().spawn(&argv).unwrap();

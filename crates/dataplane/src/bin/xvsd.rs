@@ -49,7 +49,7 @@ struct Args {
     ifaces: Vec<String>,
     /// Cores to pin the workers to, e.g. `2-5,8` (worker n on the n-th).
     #[arg(long, value_name = "LIST", value_parser = parse_cores)]
-    cores: Option<Vec<usize>>,
+    cores: Option<CoreList>,
     /// Control socket (xvsadm's `--socket` / `XVS_SOCKET`).
     #[arg(long, env = "XVS_SOCKET", default_value = xvs_ctl::client::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -100,8 +100,13 @@ fn parse_group(s: &str) -> Result<u32, String> {
     }
 }
 
+/// A `--cores` list (a newtype: clap's derive would read `Vec` as "one
+/// number per occurrence").
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CoreList(Vec<usize>);
+
 /// `2-5,8` -> [2, 3, 4, 5, 8].
-fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
+fn parse_cores(s: &str) -> Result<CoreList, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let num = |t: &str| {
@@ -123,7 +128,7 @@ fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     if out.is_empty() {
         return Err("empty core list".into());
     }
-    Ok(out)
+    Ok(CoreList(out))
 }
 
 fn main() -> ExitCode {
@@ -137,7 +142,7 @@ fn main() -> ExitCode {
     }
     let opts = Options {
         ifaces: args.ifaces.clone(),
-        cores: args.cores.clone().unwrap_or_default(),
+        cores: args.cores.clone().map(|c| c.0).unwrap_or_default(),
         config: args.config.clone(),
         socket: args.socket.clone(),
         socket_group: args.socket_group,
@@ -189,14 +194,39 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
     use super::*;
 
     #[test]
     fn core_lists() {
-        assert_eq!(parse_cores("2-5,8").unwrap(), vec![2, 3, 4, 5, 8]);
-        assert_eq!(parse_cores("0").unwrap(), vec![0]);
+        assert_eq!(parse_cores("2-5,8").unwrap().0, vec![2, 3, 4, 5, 8]);
+        assert_eq!(parse_cores("0").unwrap().0, vec![0]);
         assert!(parse_cores("5-2").is_err());
         assert!(parse_cores("x").is_err());
         assert!(parse_cores("").is_err());
+    }
+
+    #[test]
+    fn the_whole_command_line_parses() {
+        let a = Args::try_parse_from([
+            "xvsd",
+            "--iface",
+            "eth0",
+            "--iface",
+            "eth1",
+            "--cores",
+            "2-3",
+            "--busy-poll",
+        ])
+        .unwrap();
+        assert_eq!(a.ifaces, ["eth0", "eth1"]);
+        assert_eq!(a.cores, Some(CoreList(vec![2, 3])));
+        assert!(
+            Args::try_parse_from(["xvsd"]).is_err(),
+            "--iface is required"
+        );
+        assert!(Args::try_parse_from(["xvsd", "-i", "eth0", "--cores", "x"]).is_err());
+        Args::command().debug_assert();
     }
 }
