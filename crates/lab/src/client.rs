@@ -292,6 +292,26 @@ impl Netns {
         self.run(|| http_get(addr, path, timeout))?
     }
 
+    /// GETs `path` until it answers or `within` has passed (a service
+    /// coming up: a director resolving its real servers, a server
+    /// binding); each try waits at most 500 ms. Returns the first answer,
+    /// or the last error.
+    pub fn http_get_retry(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        within: Duration,
+    ) -> Result<HttpResponse> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match self.http_get_timeout(addr, path, Duration::from_millis(500)) {
+                Ok(r) => return Ok(r),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
     /// [`udp_request`] from inside this namespace.
     pub fn udp_request(
         &self,

@@ -61,6 +61,8 @@ pub struct Control {
     last_sample: Option<u64>,
     last_refresh: Instant,
     pending: bool,
+    /// Gateways of the default routes (IPv4, IPv6) at the last refresh.
+    gateways: [Option<IpAddr>; 2],
 }
 
 impl Control {
@@ -91,6 +93,7 @@ impl Control {
             last_sample: None,
             last_refresh: Instant::now(),
             pending: false,
+            gateways: [None; 2],
         }
     }
 
@@ -408,7 +411,10 @@ impl Control {
             .iter()
             .map(|a| a.to_ip())
             .collect();
-        targets.extend(self.default_gateways().into_iter().flatten());
+        let gateways = self.default_gateways();
+        changed |= gateways != self.gateways;
+        self.gateways = gateways;
+        targets.extend(gateways.into_iter().flatten());
         match self.resolver.refresh(&mut self.nl, &targets) {
             Ok(changes) => changed |= !changes.is_empty(),
             Err(e) => eprintln!("xvsd: neighbour refresh: {e}"),
@@ -464,7 +470,7 @@ impl Control {
             })
             .collect();
         let mut gateways = [None; 2];
-        for (i, gw) in self.default_gateways().into_iter().enumerate() {
+        for (i, gw) in self.gateways.into_iter().enumerate() {
             gateways[i] = gw.and_then(|g| self.reach(g)).and_then(|r| {
                 Some(Gateway {
                     iface: r.iface,
@@ -472,15 +478,14 @@ impl Control {
                 })
             });
         }
-        let reach: Vec<(xvs_conntrack::Addr, Option<Reach>)> = self
+        let reach: HashMap<xvs_conntrack::Addr, Reach> = self
             .director
             .real_servers()
             .into_iter()
-            .map(|a| (a, self.reach(a.to_ip())))
+            .filter_map(|a| Some((a, self.reach(a.to_ip())?)))
             .collect();
-        self.director.build(ifaces, gateways, Vec::new(), |a| {
-            reach.iter().find(|(x, _)| x == a).and_then(|(_, r)| *r)
-        })
+        self.director
+            .build(ifaces, gateways, Vec::new(), |a| reach.get(a).copied())
     }
 
     /// Makes the VIP map hold every service address and the real-server map

@@ -5,9 +5,7 @@
 //! never accepted and ignored: SCTP services, one-packet scheduling (`-o`),
 //! persistence engines (`--pe`), GUE/GRE tunnels.
 
-use std::net::IpAddr;
-
-use xvs_conntrack::{Addr, Proto};
+use xvs_conntrack::{Addr, Af, Proto};
 use xvs_ctl::{Command, DestOpts, ServiceOpts, SvcKey, TunType};
 
 use crate::director::{DestConf, Director, ServiceConf};
@@ -55,10 +53,7 @@ pub fn service_conf(k: &SvcKey, o: &ServiceOpts) -> Result<ServiceConf, String> 
             pe.name()
         ));
     }
-    let full = match k.af() {
-        xvs_conntrack::Af::V4 => 32,
-        xvs_conntrack::Af::V6 => 128,
-    };
+    let full = host_prefix(k.af());
     Ok(ServiceConf {
         sched: o.scheduler.clone(),
         flags: o.sched_flags,
@@ -71,10 +66,7 @@ pub fn service_conf(k: &SvcKey, o: &ServiceOpts) -> Result<ServiceConf, String> 
 
 /// The ipvsadm settings of a service.
 pub fn service_opts(k: &SvcKey, c: &ServiceConf) -> ServiceOpts {
-    let full = match k.af() {
-        xvs_conntrack::Af::V4 => 32,
-        xvs_conntrack::Af::V6 => 128,
-    };
+    let full = host_prefix(k.af());
     ServiceOpts {
         scheduler: c.sched.clone(),
         sched_flags: c.flags,
@@ -92,7 +84,7 @@ pub fn dest_conf(k: &SvcKey, d: &DestOpts) -> Result<DestConf, String> {
             d.tun_type.name()
         ));
     }
-    if addr_af(&d.addr) != k.af() {
+    if Addr::from(d.addr).af() != k.af() {
         return Err("real server and service address families differ".into());
     }
     Ok(DestConf {
@@ -116,10 +108,11 @@ pub fn dest_opts(d: &DestConf) -> DestOpts {
     }
 }
 
-fn addr_af(a: &IpAddr) -> xvs_conntrack::Af {
-    match a {
-        IpAddr::V4(_) => xvs_conntrack::Af::V4,
-        IpAddr::V6(_) => xvs_conntrack::Af::V6,
+/// Prefix length of one host (a persistence mask that masks nothing).
+fn host_prefix(af: Af) -> u8 {
+    match af {
+        Af::V4 => 32,
+        Af::V6 => 128,
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xvs_lab::{Family, LabError, Mode, Proc, Topology};
 
@@ -141,17 +141,9 @@ impl<'a> Director<'a> {
 /// Waits until the VIP answers (xvsd resolves the real servers' MACs
 /// first).
 fn wait_ready(lab: &Topology, vip: SocketAddr) -> Result<(), LabError> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match lab
-            .client()
-            .http_get_timeout(vip, "/", Duration::from_millis(500))
-        {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() > deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    lab.client()
+        .http_get_retry(vip, "/", Duration::from_secs(15))
+        .map(drop)
 }
 
 /// `n` GETs of the VIP from the client, each answer printed; returns the
