@@ -62,6 +62,6 @@ pub use conn::{Conn, Fwd};
 pub use dest::{DestId, DestSlot, DestTable};
 pub use state::{Dir, TcpState, Timeouts, tcp_flags};
 pub use table::{
-    ConnId, ConnTable, ConnView, InLookup, InsertError, Inserted, NewConn, NewTemplate, Settings,
-    TableConfig,
+    ConnId, ConnTable, ConnView, InLookup, InsertError, Inserted, Installed, NewConn, NewTemplate,
+    SYNC_PERIOD, SYNC_THRESHOLD, Settings, Synced, TableConfig,
 };

@@ -44,6 +44,11 @@ const WHEEL_SLOTS: usize = 1024;
 pub const TICK_MS: u64 = 1000;
 /// Longest timeout an entry can hold (`u32` milliseconds, about 49 days).
 pub const MAX_TIMEOUT_MS: u64 = u32::MAX as u64;
+/// A connection is offered to the sync master every this many packets
+/// (a power of two, so the test is a mask: IPVS's default `sync_period` is 50).
+pub const SYNC_PERIOD: u64 = 64;
+/// ... starting at this packet count (IPVS's `sync_threshold`).
+pub const SYNC_THRESHOLD: u64 = 3;
 /// Tags a wheel `tw_prev` link as "head of wheel slot n".
 const HEAD_TAG: u32 = 1 << 31;
 
@@ -117,6 +122,10 @@ pub struct ConnView {
     pub dport: u16,
     /// TCP state after this packet.
     pub state: TcpState,
+    /// This packet created the entry, changed its TCP state, or is one of
+    /// the periodic refreshes ([`SYNC_PERIOD`]): a connection-sync master
+    /// sends the entry to its backups.
+    pub sync: bool,
 }
 
 impl ConnView {
@@ -135,7 +144,14 @@ impl ConnView {
             daddr: c.daddr,
             dport: c.dport,
             state: c.tcp_state(),
+            sync: false,
         }
+    }
+
+    #[inline]
+    fn synced(mut self, sync: bool) -> ConnView {
+        self.sync = sync;
+        self
     }
 }
 
@@ -179,6 +195,36 @@ pub enum Inserted {
     /// Another worker created it first; the packet was applied to that one
     /// and the caller's template reference was released.
     Existing(ConnView),
+}
+
+/// An entry received from a connection-sync master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Synced {
+    /// In-direction key (templates: the template key).
+    pub key: ConnKey,
+    /// Real server address.
+    pub daddr: Addr,
+    /// Real server port.
+    pub dport: u16,
+    /// The local destination slot of that real server.
+    pub dest: DestId,
+    /// Forwarding method.
+    pub fwd: Fwd,
+    /// TCP state on the master.
+    pub state: TcpState,
+    /// A persistence template rather than a connection.
+    pub template: bool,
+    /// Timeout in milliseconds from now.
+    pub timeout_ms: u64,
+}
+
+/// Result of [`ConnTable::install`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// A new entry.
+    New,
+    /// An existing entry refreshed.
+    Updated,
 }
 
 /// Why an entry could not be created.
@@ -654,7 +700,10 @@ impl ConnTable {
 
     /// Applies one packet to a connection: counters, protocol state, active/
     /// inactive accounting, expiry.
-    fn touch(&self, c: &mut Conn, dir: Dir, tcp: u8, bytes: u32, now: u64) {
+    /// Applies one packet to `c`; returns whether backups should hear of
+    /// it (a TCP state change, or every [`SYNC_PERIOD`] packets from the
+    /// [`SYNC_THRESHOLD`]th on, as IPVS's `sync_threshold`/`sync_period`).
+    fn touch(&self, c: &mut Conn, dir: Dir, tcp: u8, bytes: u32, now: u64) -> bool {
         match dir {
             Dir::In => {
                 c.in_pkts += 1;
@@ -665,6 +714,8 @@ impl ConnTable {
                 c.out_bytes += u64::from(bytes);
             }
         }
+        let pkts = c.in_pkts.wrapping_add(c.out_pkts);
+        let mut sync = pkts & (SYNC_PERIOD - 1) == SYNC_THRESHOLD;
         let timeout = if c.proto == Proto::Tcp as u8 {
             let input_only = c.flags & flags::NOOUTPUT != 0;
             if input_only && dir == Dir::Out {
@@ -682,6 +733,7 @@ impl ConnTable {
                     c.flags &= !flags::INACTIVE;
                 }
                 c.state = new as u8;
+                sync = true;
             }
             self.timeouts.tcp_ms(new)
         } else {
@@ -689,6 +741,7 @@ impl ConnTable {
         };
         c.timeout_ms = timeout.min(MAX_TIMEOUT_MS) as u32;
         c.expires = now.saturating_add(timeout);
+        sync
     }
 
     /// [`Self::touch`] for an entry already in the wheel. The wheel
@@ -696,13 +749,22 @@ impl ConnTable {
     /// nothing (the entry is re-filed when its old slot comes due), an
     /// earlier one (a state with a shorter timeout) re-files it now.
     #[inline]
-    fn touch_filed(&self, sh: &mut Shard, slot: u32, dir: Dir, tcp: u8, bytes: u32, now: u64) {
+    fn touch_filed(
+        &self,
+        sh: &mut Shard,
+        slot: u32,
+        dir: Dir,
+        tcp: u8,
+        bytes: u32,
+        now: u64,
+    ) -> bool {
         let before = sh.at(slot).expires;
-        self.touch(sh.at_mut(slot), dir, tcp, bytes, now);
+        let sync = self.touch(sh.at_mut(slot), dir, tcp, bytes, now);
         if tick_of(sh.at(slot).expires) < tick_of(before) {
             sh.wheel_unlink(slot);
             sh.wheel_push(slot);
         }
+        sync
     }
 
     /// Removes `slot` from every index, the wheel and its destination's
@@ -760,8 +822,8 @@ impl ConnTable {
                         self.remove(&mut sh, slot, &mut d);
                         InLookup::Miss
                     } else {
-                        self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
-                        InLookup::Hit(ConnView::of(sh.at(slot), self.id(si, slot)))
+                        let sync = self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
+                        InLookup::Hit(ConnView::of(sh.at(slot), self.id(si, slot)).synced(sync))
                     }
                 }
             }
@@ -790,8 +852,8 @@ impl ConnTable {
         let si = self.shard_of(hc);
         let mut sh = self.shards[si].lock();
         let slot = sh.find_out(h, k)?;
-        self.touch_filed(&mut sh, slot, Dir::Out, tcp, bytes, now);
-        Some(ConnView::of(sh.at(slot), self.id(si, slot)))
+        let sync = self.touch_filed(&mut sh, slot, Dir::Out, tcp, bytes, now);
+        Some(ConnView::of(sh.at(slot), self.id(si, slot)).synced(sync))
     }
 
     /// Reads an entry by key without changing it (ICMP errors, listings).
@@ -827,11 +889,10 @@ impl ConnTable {
             let mut sh = self.shards[si].lock();
             if let Some(slot) = sh.find_in(h, k) {
                 d.release.extend(n.template);
-                self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
-                Ok(Inserted::Existing(ConnView::of(
-                    sh.at(slot),
-                    self.id(si, slot),
-                )))
+                let sync = self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
+                Ok(Inserted::Existing(
+                    ConnView::of(sh.at(slot), self.id(si, slot)).synced(sync),
+                ))
             } else if let Some(slot) = self.reserve(&mut sh) {
                 let mut f = flags::LIVE | flags::INACTIVE;
                 if n.fwd != Fwd::Masq {
@@ -866,7 +927,9 @@ impl ConnTable {
                 }
                 sh.wheel_push(slot);
                 sh.created += 1;
-                Ok(Inserted::New(ConnView::of(sh.at(slot), self.id(si, slot))))
+                Ok(Inserted::New(
+                    ConnView::of(sh.at(slot), self.id(si, slot)).synced(true),
+                ))
             } else {
                 d.release.extend(n.template);
                 Err(InsertError::Full)
@@ -956,7 +1019,102 @@ impl ConnTable {
         sh.wheel_push(slot);
         sh.created += 1;
         let id = self.id(si, slot);
-        Ok((id, ConnView::of(sh.at(slot), id)))
+        Ok((id, ConnView::of(sh.at(slot), id).synced(true)))
+    }
+
+    /// Installs or refreshes an entry a sync master sent (IPVS
+    /// `ip_vs_proc_conn`): an existing entry takes the new state, real
+    /// server and timeout; a new one is created with them. Synced
+    /// connections are not linked to a template (their template, if any,
+    /// is synced as an entry of its own).
+    pub fn install(&self, now: u64, e: &Synced) -> Result<Installed, InsertError> {
+        let k = &e.key;
+        let hc = self.client_hash(k.proto, &k.caddr, k.cport);
+        let h = self.in_hash(hc, k);
+        let si = self.shard_of(hc);
+        let timeout = e.timeout_ms.min(MAX_TIMEOUT_MS);
+        let active = !e.template && e.state.is_active();
+        let mut sh = self.shards[si].lock();
+        if let Some(slot) = sh.find_in(h, k) {
+            let c = *sh.at(slot);
+            if c.is_template() != e.template
+                || c.dest != e.dest
+                || c.daddr != e.daddr
+                || c.dport != e.dport
+                || c.fwd != e.fwd as u8
+            {
+                // The master moved the flow (or a stale local entry
+                // disagrees): the master's view wins.
+                let mut d = Deferred::default();
+                self.remove(&mut sh, slot, &mut d);
+                drop(sh);
+                self.finish(d);
+                return self.install(now, e);
+            }
+            let was_active = !c.is_template() && c.flags & flags::INACTIVE == 0;
+            if !c.is_template() && was_active != active {
+                self.dests.get(c.dest).activate(active);
+            }
+            let before = c.expires;
+            let cm = sh.at_mut(slot);
+            if !cm.is_template() {
+                cm.state = e.state as u8;
+                if active {
+                    cm.flags &= !flags::INACTIVE;
+                } else {
+                    cm.flags |= flags::INACTIVE;
+                }
+            }
+            cm.timeout_ms = timeout as u32;
+            cm.expires = now.saturating_add(timeout);
+            if tick_of(cm.expires) < tick_of(before) {
+                sh.wheel_unlink(slot);
+                sh.wheel_push(slot);
+            }
+            return Ok(Installed::Updated);
+        }
+        let Some(slot) = self.reserve(&mut sh) else {
+            return Err(InsertError::Full);
+        };
+        let mut f = flags::LIVE;
+        if e.template {
+            f |= flags::TEMPLATE;
+        } else {
+            if !active {
+                f |= flags::INACTIVE;
+            }
+            if e.fwd != Fwd::Masq {
+                f |= flags::NOOUTPUT;
+            }
+        }
+        *sh.at_mut(slot) = Conn {
+            caddr: k.caddr,
+            vaddr: k.vaddr,
+            daddr: e.daddr,
+            cport: k.cport,
+            vport: k.vport,
+            dport: e.dport,
+            proto: k.proto as u8,
+            state: if e.template {
+                TcpState::None as u8
+            } else {
+                e.state as u8
+            },
+            fwd: e.fwd as u8,
+            flags: f,
+            dest: e.dest,
+            expires: now.saturating_add(timeout),
+            timeout_ms: timeout as u32,
+            ..Conn::EMPTY
+        };
+        self.dests.get(e.dest).bind(e.template, active);
+        sh.link_in(h, slot);
+        if !e.template && e.fwd == Fwd::Masq {
+            sh.link_out(self.out_hash(hc, &e.daddr, e.dport), slot);
+        }
+        sh.wheel_push(slot);
+        sh.created += 1;
+        Ok(Installed::New)
     }
 
     /// Drops one reference on a template (a controlled connection went).

@@ -476,3 +476,130 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sync_flag_marks_creation_state_changes_and_periodic_refresh() {
+    let t = table(1024, 4);
+    let k = key(Proto::Tcp, 9, 5555);
+    let n = new_conn(k, Fwd::Route, 2);
+    let Ok(Inserted::New(v)) = t.insert(0, &n, SYN, 60) else {
+        panic!("insert")
+    };
+    assert!(v.sync, "a new connection is synced");
+    let InLookup::Hit(h) = t.lookup_in(1, &k, ACK, 40) else {
+        panic!("hit")
+    };
+    assert_eq!(h.state, TcpState::Established);
+    assert!(h.sync, "SYN_RECV -> ESTABLISHED is synced");
+    let mut synced = Vec::new();
+    for i in 3..=200u64 {
+        let InLookup::Hit(h) = t.lookup_in(i, &k, ACK, 40) else {
+            panic!("hit")
+        };
+        if h.sync {
+            synced.push(i);
+        }
+    }
+    // Packet counts 3, 67, 131, 195 (the i-th lookup is packet i).
+    assert_eq!(
+        synced,
+        (0..4)
+            .map(|n| SYNC_THRESHOLD + n * SYNC_PERIOD)
+            .collect::<Vec<_>>()
+    );
+}
+
+fn synced(k: ConnKey, dest: DestId, state: TcpState, fwd: Fwd) -> Synced {
+    Synced {
+        key: k,
+        daddr: Addr::v4([10, 9, 0, dest as u8]),
+        dport: 8080,
+        dest,
+        fwd,
+        state,
+        template: false,
+        timeout_ms: 900 * S,
+    }
+}
+
+#[test]
+fn installed_entries_carry_the_flow_and_count_on_their_server() {
+    let t = table(1024, 4);
+    let d = t.dests().clone();
+    let k = key(Proto::Tcp, 11, 4000);
+    let e = synced(k, 4, TcpState::Established, Fwd::Route);
+    assert_eq!(t.install(0, &e), Ok(Installed::New));
+    assert_eq!((d.get(4).active(), d.get(4).inactive()), (1, 0));
+    // A mid-stream packet (no SYN) finds it: the backup carries the flow.
+    let InLookup::Hit(h) = t.lookup_in(S, &k, ACK, 40) else {
+        panic!("synced entry not found")
+    };
+    assert_eq!(
+        (h.dest, h.daddr, h.state),
+        (4, e.daddr, TcpState::Established)
+    );
+    // A refresh with a later state moves the counts, once.
+    let fin = Synced {
+        state: TcpState::FinWait,
+        timeout_ms: 120 * S,
+        ..e
+    };
+    assert_eq!(t.install(2 * S, &fin), Ok(Installed::Updated));
+    assert_eq!(t.install(2 * S, &fin), Ok(Installed::Updated));
+    assert_eq!((d.get(4).active(), d.get(4).inactive()), (0, 1));
+    assert_eq!(t.len(), 1);
+    // The shorter timeout applies: gone after 120 s.
+    assert_eq!(t.expire(100 * S, usize::MAX), 0);
+    assert_eq!(t.expire(123 * S, usize::MAX), 1);
+    assert_eq!((d.get(4).active(), d.get(4).inactive()), (0, 0));
+}
+
+#[test]
+fn install_follows_the_master_when_it_moved_a_flow() {
+    let t = table(1024, 4);
+    let d = t.dests().clone();
+    let k = key(Proto::Tcp, 12, 4001);
+    t.insert(0, &new_conn(k, Fwd::Masq, 1), SYN, 60).unwrap();
+    let e = synced(k, 3, TcpState::Established, Fwd::Masq);
+    assert_eq!(t.install(S, &e), Ok(Installed::New));
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.peek_in(&k).unwrap().dest, 3);
+    assert_eq!((d.get(1).active(), d.get(3).active()), (0, 1));
+    // NAT: the reply index points at the new real server.
+    let r = ReplyKey {
+        proto: Proto::Tcp,
+        caddr: k.caddr,
+        cport: k.cport,
+        daddr: e.daddr,
+        dport: e.dport,
+    };
+    assert!(t.lookup_out(2 * S, &r, ACK, 40).is_some());
+}
+
+#[test]
+fn install_respects_capacity_and_templates() {
+    let t = table(2, 1);
+    let k1 = key(Proto::Tcp, 13, 1);
+    let tk = ConnKey {
+        proto: Proto::Tcp,
+        caddr: Addr::v4([10, 0, 0, 0]),
+        cport: 0,
+        vaddr: Addr::v4([192, 0, 2, 1]),
+        vport: 80,
+    };
+    let tmpl = Synced {
+        template: true,
+        timeout_ms: 300 * S,
+        ..synced(tk, 2, TcpState::None, Fwd::Route)
+    };
+    assert_eq!(t.install(0, &tmpl), Ok(Installed::New));
+    assert_eq!(t.dests().get(2).persistent(), 1);
+    assert!(t.peek_in(&tk).unwrap().is_template());
+    let e = synced(k1, 2, TcpState::Established, Fwd::Route);
+    assert_eq!(t.install(0, &e), Ok(Installed::New));
+    let e2 = synced(key(Proto::Tcp, 13, 2), 2, TcpState::Established, Fwd::Route);
+    assert_eq!(t.install(0, &e2), Err(InsertError::Full));
+    // The template is usable for persistence on the backup.
+    let (_, v) = t.acquire_template(S, &tk).expect("template");
+    assert_eq!(v.dest, 2);
+}

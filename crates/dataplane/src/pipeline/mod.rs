@@ -42,6 +42,7 @@ mod frame;
 mod reply;
 mod rewrite;
 mod stats;
+mod synctap;
 mod verdict;
 
 #[cfg(test)]
@@ -59,6 +60,7 @@ pub use frame::Frame;
 pub use reply::{IcmpError, may_answer};
 pub use rewrite::{Side, decrement_ttl, encapsulate, icmp_overhead, nat, nat_icmp, set_macs};
 pub use stats::{Counter, DestCounters, DestTotals, WorkerStats};
+pub use synctap::{SyncTap, TAP_CAPACITY};
 pub use verdict::{DropReason, Dropped, PassReason, ReplyReason, Verdict};
 
 use crate::service::{Dest, Service, Snapshot, SvcAddr};
@@ -89,6 +91,8 @@ pub struct Pipeline {
     stats: Arc<WorkerStats>,
     /// IPv4 identification of the packets this worker originates.
     ident: u16,
+    /// Connections for the sync master (off unless one runs).
+    sync: Arc<SyncTap>,
 }
 
 /// What a forwarded frame is, so the forwarding step applies the NAT that
@@ -122,7 +126,13 @@ impl Pipeline {
             seed: 0x9e37_79b9_7f4a_7c15 ^ u64::from(worker),
             stats,
             ident: (worker as u16).wrapping_mul(0x3f1d),
+            sync: Arc::new(SyncTap::default()),
         }
+    }
+
+    /// This worker's connection-sync queue (the sync thread keeps a clone).
+    pub fn sync_tap(&self) -> &Arc<SyncTap> {
+        &self.sync
     }
 
     /// This worker's counters (the control thread keeps a clone to read).
@@ -180,7 +190,12 @@ impl Pipeline {
             vport: info.dport,
         };
         match self.conns.lookup_in(now, &key, info.tcp_flags, bytes) {
-            InLookup::Hit(c) => return self.forward_in(snap, frame, &info, &c, Carried::Packet),
+            InLookup::Hit(c) => {
+                if c.sync {
+                    self.sync.offer(key);
+                }
+                return self.forward_in(snap, frame, &info, &c, Carried::Packet);
+            }
             InLookup::NoDest => return drop(Dropped::DestDeleted),
             InLookup::Miss => {}
         }
@@ -192,6 +207,15 @@ impl Pipeline {
             dport: info.sport,
         };
         if let Some(c) = self.conns.lookup_out(now, &reply, info.tcp_flags, bytes) {
+            if c.sync {
+                self.sync.offer(ConnKey {
+                    proto,
+                    caddr: c.caddr,
+                    cport: c.cport,
+                    vaddr: c.vaddr,
+                    vport: c.vport,
+                });
+            }
             return self.forward_out(snap, rx_iface, frame, &info, &c, Carried::Packet);
         }
         self.new_conn(now, snap, frame, &info, key)
@@ -270,7 +294,12 @@ impl Pipeline {
                         timeout_ms: p.timeout_ms,
                     };
                     match self.conns.create_template(now, &t) {
-                        Ok((tid, _)) => (d, Some(tid)),
+                        Ok((tid, tv)) => {
+                            if tv.sync {
+                                self.sync.offer(tkey);
+                            }
+                            (d, Some(tid))
+                        }
                         Err(InsertError::Full) => return drop(Dropped::TableFull),
                     }
                 }
@@ -299,9 +328,15 @@ impl Pipeline {
                 if let Some(s) = self.stats.dest(c.dest) {
                     s.conns.add(1);
                 }
+                self.sync.offer(key);
                 self.forward_in(snap, frame, info, &c, Carried::Packet)
             }
-            Ok(Inserted::Existing(c)) => self.forward_in(snap, frame, info, &c, Carried::Packet),
+            Ok(Inserted::Existing(c)) => {
+                if c.sync {
+                    self.sync.offer(key);
+                }
+                self.forward_in(snap, frame, info, &c, Carried::Packet)
+            }
             Err(InsertError::Full) => drop(Dropped::TableFull),
         }
     }

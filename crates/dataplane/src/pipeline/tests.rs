@@ -1454,3 +1454,43 @@ fn info_addr(a: IpAddr) -> Addr {
         IpAddr::V6(a) => Addr::v6(a.octets()),
     }
 }
+
+/// With a sync master running, a worker offers the connections a backup
+/// must learn: creation and state changes, in both NAT directions; with
+/// none running, nothing is queued.
+#[test]
+fn sync_tap_offers_new_connections_and_state_changes() {
+    let af = Af::V4;
+    let mut lab = lab(vec![tcp_svc(vip(af), 80, vec![rs(1, af, 8080, Fwd::Masq)])]);
+    let syn = client_pkt(af, SYN, 80);
+    lab.run(0, &frame(&syn));
+    assert_eq!(lab.pipe.sync_tap().drain(16, |_| {}), 0, "off: nothing");
+    lab.pipe.sync_tap().set_on(true);
+    let other = Pkt {
+        sport: 40001,
+        ..syn
+    };
+    lab.run(1, &frame(&other));
+    let reply = Pkt {
+        smac: rs_mac(1),
+        dmac: DIR_IN_MAC,
+        src: rs(1, af, 0, Fwd::Masq).addr().to_ip(),
+        dst: other.src,
+        sport: 8080,
+        dport: other.sport,
+        l4: L4::Tcp(tcp_flags::SYN | tcp_flags::ACK),
+        ..other
+    };
+    lab.run(2, &frame(&reply));
+    let ack = Pkt { l4: ACK, ..other };
+    lab.run(3, &frame(&ack));
+    lab.run(4, &frame(&ack));
+    let mut got = Vec::new();
+    lab.pipe
+        .sync_tap()
+        .drain(16, |k| got.push((k.cport, k.vport)));
+    // Offered: the SYN (created) and the first ACK (SYN_RECV ->
+    // ESTABLISHED, also the third packet); the server's SYN-ACK keeps
+    // SYN_RECV and the fourth packet is neither a change nor a refresh.
+    assert_eq!(got, [(40001, 80), (40001, 80)]);
+}
