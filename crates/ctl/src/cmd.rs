@@ -8,7 +8,7 @@
 //! as one typed on the command line.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 use xvs_conntrack::{Af, Fwd, Proto};
@@ -446,6 +446,9 @@ pub struct DaemonOpts {
     pub mcast_port: Option<u16>,
     /// `--mcast-ttl`, 1..=255; `None`: 1.
     pub mcast_ttl: Option<u8>,
+    /// `--sync-peer` (xvs): unicast peers; when set, no multicast.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<SocketAddr>,
 }
 
 impl DaemonOpts {
@@ -459,6 +462,7 @@ impl DaemonOpts {
             mcast_group: None,
             mcast_port: None,
             mcast_ttl: None,
+            peers: Vec::new(),
         }
     }
 
@@ -490,6 +494,15 @@ impl DaemonOpts {
                 value: "0".into(),
                 reason: "must be 1..=65535".into(),
             });
+        }
+        for p in &self.peers {
+            if p.port() == 0 || p.ip().is_unspecified() || p.ip().is_multicast() {
+                return Err(GrammarError::InvalidValue {
+                    what: "sync-peer",
+                    value: p.to_string(),
+                    reason: "needs a unicast address and a port".into(),
+                });
+            }
         }
         if self.mcast_ttl == Some(0) {
             return Err(GrammarError::InvalidValue {

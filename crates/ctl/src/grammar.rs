@@ -26,7 +26,7 @@
 //!   refused (leave the port out to mean the service's);
 //! - xvs extensions: `--dry-run` on any command, `--json` on `-L`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -391,6 +391,15 @@ struct Cli {
         help_heading = "Daemon options"
     )]
     mcast_ttl: Option<String>,
+    /// Unicast sync peer ADDR:PORT (repeat for several; instead of
+    /// multicast).
+    #[arg(
+        long = "sync-peer",
+        value_name = "addr:port",
+        action = clap::ArgAction::Append,
+        help_heading = "xvs extensions"
+    )]
+    sync_peer: Vec<String>,
 
     // ----- xvs extensions -----
     /// Check the command against the director, change nothing.
@@ -492,7 +501,7 @@ impl Cmd {
             Cmd::Save => (&[Numeric], &[]),
             Cmd::StartDaemon => (
                 &[
-                    McastIface, SyncId, SyncMaxlen, McastGroup, McastPort, McastTtl,
+                    McastIface, SyncId, SyncMaxlen, McastGroup, McastPort, McastTtl, SyncPeer,
                 ],
                 &[],
             ),
@@ -542,6 +551,7 @@ enum Opt {
     McastGroup,
     McastPort,
     McastTtl,
+    SyncPeer,
     Json,
     DryRun,
 }
@@ -585,6 +595,7 @@ impl Opt {
             Opt::McastGroup => "--mcast-group",
             Opt::McastPort => "--mcast-port",
             Opt::McastTtl => "--mcast-ttl",
+            Opt::SyncPeer => "--sync-peer",
             Opt::Json => "--json",
             Opt::DryRun => "--dry-run",
         }
@@ -661,6 +672,7 @@ impl Cli {
             (self.mcast_group.is_some(), Opt::McastGroup),
             (self.mcast_port.is_some(), Opt::McastPort),
             (self.mcast_ttl.is_some(), Opt::McastTtl),
+            (!self.sync_peer.is_empty(), Opt::SyncPeer),
             (self.json, Opt::Json),
             (self.dry_run, Opt::DryRun),
         ]
@@ -1097,6 +1109,16 @@ fn daemon_opts(cli: &Cli, state: SyncState) -> Result<DaemonOpts, GrammarError> 
     }
     if let Some(t) = &cli.mcast_ttl {
         d.mcast_ttl = Some(number("mcast-ttl", t, 1, 255, "")? as u8);
+    }
+    for p in &cli.sync_peer {
+        let peer = p
+            .parse::<SocketAddr>()
+            .map_err(|_| GrammarError::InvalidValue {
+                what: "sync-peer",
+                value: p.clone(),
+                reason: "not ADDR:PORT ([ADDR]:PORT for IPv6)".into(),
+            })?;
+        d.peers.push(peer);
     }
     Ok(d)
 }

@@ -182,6 +182,9 @@ pub fn list_daemons(daemons: &[SyncDaemon]) -> String {
             if let Some(t) = o.mcast_ttl.filter(|t| *t != 0) {
                 let _ = write!(out, ", ttl={t}");
             }
+            for p in &o.peers {
+                let _ = write!(out, ", peer={p}");
+            }
             out.push_str(")\n");
         }
     }

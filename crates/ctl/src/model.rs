@@ -107,7 +107,10 @@ impl Model {
                 if st.daemons.iter().any(|d| d.opts.state == opts.state) {
                     return Err("Daemon has already run".into());
                 }
-                st.daemons.push(SyncDaemon { opts: opts.clone() });
+                st.daemons.push(SyncDaemon {
+                    opts: opts.clone(),
+                    counters: Default::default(),
+                });
             }
             Command::StopDaemon { state, .. } => {
                 let before = st.daemons.len();

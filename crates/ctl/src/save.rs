@@ -267,6 +267,9 @@ impl Words<'_> {
                 if let Some(t) = d.mcast_ttl {
                     self.pair("--mcast-ttl", t);
                 }
+                for p in &d.peers {
+                    self.pair("--sync-peer", p);
+                }
             }
             Command::StopDaemon { state, syncid } => {
                 self.pair("--stop-daemon", state.name());

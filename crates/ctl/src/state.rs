@@ -9,6 +9,7 @@
 //! [`DaemonOpts`]), so what `-A`/`-a` set and what `-L` shows cannot drift
 //! apart.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -154,6 +155,10 @@ impl Default for Timeouts {
 pub struct SyncDaemon {
     /// Role, interface, sync id, and the rest.
     pub opts: DaemonOpts,
+    /// What it did since it started, by counter name (`--json` shows them;
+    /// the names are listed in docs/sync-protocol.md).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// One entry of the connection table (`ipvsadm -L -c`).

@@ -824,8 +824,22 @@ fn sync_daemon() {
             mcast_group: Some(ip("239.1.2.3")),
             mcast_port: Some(8849),
             mcast_ttl: Some(4),
+            peers: vec![],
         }
     );
+    let Command::StartDaemon(d) = ok(
+        "--start-daemon master --mcast-interface eth1 --sync-peer 192.0.2.11:8848 \
+         --sync-peer [2001:db8::11]:8848",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        d.peers,
+        ["192.0.2.11:8848", "[2001:db8::11]:8848"]
+            .map(|a| a.parse::<std::net::SocketAddr>().unwrap())
+    );
+    assert!(err("--start-daemon master --sync-peer 192.0.2.11").starts_with("invalid sync-peer"));
+    assert!(err("--start-daemon master --sync-peer 224.0.0.81:8848").contains("unicast"));
     let Command::StartDaemon(d) = ok("--start-daemon=master --mcast-group ff02::81") else {
         panic!()
     };

@@ -393,6 +393,7 @@ fn timeout_and_daemon_listings() {
             syncid: 3,
             ..DaemonOpts::new(SyncState::Backup)
         },
+        counters: Default::default(),
     };
     let master = SyncDaemon {
         opts: DaemonOpts {
@@ -404,6 +405,7 @@ fn timeout_and_daemon_listings() {
             mcast_ttl: Some(1),
             ..DaemonOpts::new(SyncState::Master)
         },
+        counters: Default::default(),
     };
     // list_daemon: "%s sync daemon (mcast=%s, syncid=%d" then the optional
     // ", maxlen=%u", ", group=%s", ", port=%u", ", ttl=%u", ")"; master

@@ -150,9 +150,26 @@ fn daemon() -> impl Strategy<Value = DaemonOpts> {
         proptest::option::of(group),
         proptest::option::of(1..=u16::MAX),
         proptest::option::of(1..=u8::MAX),
+        proptest::collection::vec(
+            (any::<[u8; 4]>(), 1..=u16::MAX).prop_filter_map("unicast", |(a, p)| {
+                let ip = Ipv4Addr::from(a);
+                (!ip.is_unspecified() && !ip.is_multicast())
+                    .then(|| std::net::SocketAddr::new(IpAddr::V4(ip), p))
+            }),
+            0..3,
+        ),
     )
         .prop_map(
-            |(state, mcast_iface, syncid, sync_maxlen, mcast_group, mcast_port, mcast_ttl)| {
+            |(
+                state,
+                mcast_iface,
+                syncid,
+                sync_maxlen,
+                mcast_group,
+                mcast_port,
+                mcast_ttl,
+                peers,
+            )| {
                 DaemonOpts {
                     state,
                     mcast_iface,
@@ -161,6 +178,7 @@ fn daemon() -> impl Strategy<Value = DaemonOpts> {
                     mcast_group,
                     mcast_port,
                     mcast_ttl,
+                    peers,
                 }
             },
         )
