@@ -16,7 +16,9 @@
 //!   timestamp and MAC;
 //! - [`Verifier`]: the backup's checks (sync id, MAC, format, timestamp,
 //!   per-sender anti-replay window) and counters ([`RecvStats`]);
-//! - [`Key`]: the shared secret, from a file or bytes.
+//! - [`Key`]: the shared secret, from a file or bytes;
+//! - [`Sender`] / [`Receiver`]: the UDP sockets, multicast on a named
+//!   interface or unicast peers.
 //!
 //! Contracts:
 //! - a datagram is self-contained: loss and reordering cost only the
@@ -74,12 +76,13 @@
 //! assert!(backup.verify(&datagrams[0], now + 6).is_err());
 //! assert_eq!(backup.stats().replayed, 1);
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod conn;
 pub mod encoder;
 pub mod key;
+pub mod socket;
 pub mod verifier;
 pub mod wire;
 
@@ -89,5 +92,6 @@ mod tests;
 pub use conn::{SYNC_FLAGS, SyncConn};
 pub use encoder::{Encoder, EncoderStats, random_sender_id};
 pub use key::{Key, KeyError};
+pub use socket::{Multicast, Receiver, Recv, SendStats, Sender};
 pub use verifier::{RecvStats, Reject, Verifier, VerifierConfig};
 pub use wire::{Datagram, WireError};
