@@ -11,7 +11,10 @@
  *   1. its (protocol, destination address, destination port) is a VIP:
  *      `vips` holds (proto, dst, dport), (proto, dst, 0) or (0, dst, 0);
  *   2. its (protocol, source address, source port) is a NAT real server:
- *      `reals` holds (proto, src, sport) or (proto, src, 0) (NAT replies);
+ *      `reals` holds (proto, src, sport) or (proto, src, 0) (NAT replies),
+ *      and its destination is not one of the director's own addresses
+ *      (`addrs` flag ADDR_LOCAL): the director's own connections to a real
+ *      server, its health checks, stay with the kernel;
  *   3. it is an IP fragment (IPv4 MF/offset, IPv6 fragment header) whose
  *      destination address is a VIP address or whose source address is a
  *      real-server address (`addrs`, keyed by address only, flags ADDR_VIP /
@@ -62,6 +65,7 @@
 
 #define ADDR_VIP 1
 #define ADDR_REAL 2
+#define ADDR_LOCAL 4
 
 #define CFG_ALL_ICMP_ERRORS 1
 
@@ -333,7 +337,7 @@ static __always_inline int wanted(struct flow *f)
 			return 1;
 		if (steer_lookup(&reals, f->proto, &f->src, f->sport) ||
 		    steer_lookup(&reals, f->proto, &f->src, 0))
-			return 1;
+			return !(addr_flags(&f->dst) & ADDR_LOCAL);
 		if (!f->frag)
 			return 0;
 	}
@@ -346,7 +350,8 @@ static __always_inline int wanted(struct flow *f)
 
 		if (cfg && (cfg->flags & CFG_ALL_ICMP_ERRORS))
 			return 1;
-		return addr_flags(&f->isrc) != 0 || addr_flags(&f->idst) != 0;
+		return ((addr_flags(&f->isrc) | addr_flags(&f->idst)) &
+			(ADDR_VIP | ADDR_REAL)) != 0;
 	}
 	/* Other protocols (ICMP echo, GRE, ...) to a VIP of "any protocol". */
 	return steer_lookup(&vips, 0, &f->dst, 0);

@@ -79,6 +79,9 @@ pub const MAX_IFACES: u32 = 16;
 
 const ADDR_VIP: u32 = 1;
 const ADDR_REAL: u32 = 2;
+/// One of the director's own addresses (its own connections to NAT real
+/// servers, health checks, are not replies to steer).
+const ADDR_LOCAL: u32 = 4;
 const CFG_ALL_ICMP_ERRORS: u32 = 1;
 
 /// `XDP_FLAGS_SKB_MODE`.
@@ -229,6 +232,8 @@ pub struct Steering {
     real_set: StdHashMap<SteerKey, u32>,
     /// Per address: how many VIP keys and how many real-server keys use it.
     addr_refs: StdHashMap<Addr, (u32, u32)>,
+    /// The director's own addresses.
+    locals: std::collections::HashSet<Addr>,
     cfg_flags: u32,
 }
 
@@ -288,6 +293,7 @@ impl Steering {
             vip_set: StdHashMap::new(),
             real_set: StdHashMap::new(),
             addr_refs: StdHashMap::new(),
+            locals: std::collections::HashSet::new(),
             cfg_flags: 0,
         })
     }
@@ -544,17 +550,45 @@ impl Steering {
     /// Counts one more (or one fewer) key of `kind` on `addr` and keeps the
     /// address map's flags in step.
     fn addr_ref(&mut self, kind: Kind, addr: Addr, up: bool) -> Result<(), XdpError> {
+        let local = self.locals.contains(&addr);
         let refs = self.addr_refs.entry(addr).or_insert((0, 0));
-        let before = flags_of(*refs);
+        let before = flags_of(*refs, local);
         let n = match kind {
             Kind::Vip => &mut refs.0,
             Kind::Real => &mut refs.1,
         };
         *n = if up { *n + 1 } else { n.saturating_sub(1) };
-        let after = flags_of(*refs);
-        if after == 0 {
+        let refs = *refs;
+        if refs == (0, 0) {
             self.addr_refs.remove(&addr);
         }
+        self.write_addr(addr, before, flags_of(refs, local))
+    }
+
+    /// Makes the director's own addresses exactly `addrs` (their flag in
+    /// the address map).
+    pub fn replace_locals(
+        &mut self,
+        addrs: impl IntoIterator<Item = Addr>,
+    ) -> Result<(), XdpError> {
+        let new: std::collections::HashSet<Addr> = addrs.into_iter().collect();
+        let changed: Vec<Addr> = new.symmetric_difference(&self.locals).copied().collect();
+        let old = std::mem::replace(&mut self.locals, new);
+        for a in changed {
+            let refs = self.addr_refs.get(&a).copied().unwrap_or((0, 0));
+            let before = flags_of(refs, old.contains(&a));
+            let after = flags_of(refs, self.locals.contains(&a));
+            self.write_addr(a, before, after)?;
+        }
+        Ok(())
+    }
+
+    /// The director's own addresses in the address map.
+    pub fn locals(&self) -> impl Iterator<Item = &Addr> {
+        self.locals.iter()
+    }
+
+    fn write_addr(&mut self, addr: Addr, before: u32, after: u32) -> Result<(), XdpError> {
         if before == after {
             return Ok(());
         }
@@ -600,8 +634,10 @@ enum Kind {
     Real,
 }
 
-fn flags_of((vips, reals): (u32, u32)) -> u32 {
-    (if vips > 0 { ADDR_VIP } else { 0 }) | (if reals > 0 { ADDR_REAL } else { 0 })
+fn flags_of((vips, reals): (u32, u32), local: bool) -> u32 {
+    (if vips > 0 { ADDR_VIP } else { 0 })
+        | (if reals > 0 { ADDR_REAL } else { 0 })
+        | (if local { ADDR_LOCAL } else { 0 })
 }
 
 /// Detaches whatever XDP program was attached through netlink to `ifindex`
@@ -969,6 +1005,33 @@ mod tests {
             .unwrap();
         let frag = frame(eth(0x0800, &[]), ipv4(17, REAL, CLIENT, 0x0010, 0, b"more"));
         assert_eq!(verdict(&s, &frag), Steer);
+    }
+
+    /// The director's own connections to a NAT real server (its health
+    /// checks) stay with the kernel: the answer goes to a local address.
+    #[test]
+    fn own_connections_to_real_servers_are_the_kernels() {
+        let Some(mut s) = load() else { return };
+        const ME: [u8; 4] = [10, 1, 0, 1];
+        s.insert_real(SteerKey::new(Proto::Tcp, Addr::v4(REAL), 8080), 0)
+            .unwrap();
+        s.replace_locals([Addr::v4(ME)]).unwrap();
+        let to = |dst| {
+            frame(
+                eth(0x0800, &[]),
+                ipv4(6, REAL, dst, 0, 0, &ports(8080, 4000)),
+            )
+        };
+        assert_eq!(verdict(&s, &to(ME)), Pass, "a health check's answer");
+        assert_eq!(verdict(&s, &to(CLIENT)), Steer, "a reply to a client");
+        // Replacing the set drops ME (REAL, also a real server, keeps its
+        // real-server flag beside the local one).
+        s.replace_locals([Addr::v4(REAL)]).unwrap();
+        assert_eq!(verdict(&s, &to(ME)), Steer, "no longer local");
+        assert_eq!(s.locals().count(), 1);
+        s.replace_locals([]).unwrap();
+        s.replace_reals([]).unwrap();
+        assert_eq!(verdict(&s, &to(CLIENT)), Pass);
     }
 
     #[test]
