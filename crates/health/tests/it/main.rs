@@ -1,0 +1,6 @@
+//! Integration tests: real servers on 127.0.0.1 with ephemeral ports, no
+//! root needed.
+
+mod checkers;
+mod fixtures;
+mod monitor;
