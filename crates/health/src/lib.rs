@@ -3,14 +3,17 @@
 //!
 //! The daemon hands a [`Monitor`] the set of [`Target`]s to check (a
 //! service id, a real server, a [`Check`] and its [`Timing`]) and receives
-//! up/down [`Transition`]s on a [`Sink`], which it applies to what the
-//! data plane sees.
+//! up/down [`Transition`]s on a [`Sink`]. It then applies each service's
+//! [`ServicePolicy`] with the pure [`policy::evaluate`] (weight 0 or
+//! removal, quorum with hysteresis, sorry server) and programs the result
+//! into the data plane.
 //!
 //! | module | what | threads |
 //! |---|---|---|
 //! | [`spec`] | `Check`, `Timing`, `ServicePolicy`: serde and a compact text form | none |
 //! | [`probe`] | the four checkers: TCP connect, HTTP GET (+ MD5 digest), UDP, MISC command | the caller's |
 //! | [`monitor`] | scheduler, worker pool, rise/fall, transitions | its own |
+//! | [`policy`] | the effective set of a service | none |
 //!
 //! # Contracts
 //!
@@ -39,7 +42,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use crossbeam::channel;
-//! use xvs_health::{Check, Monitor, Target, TargetKey, Timing, Transition};
+//! use xvs_health::{Check, Monitor, ServicePolicy, Target, TargetKey, Timing, Transition};
+//! use xvs_health::policy::{Server, evaluate};
 //!
 //! // A real server that refuses connections: the port of a closed listener.
 //! let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -56,6 +60,12 @@
 //! assert!(!t.up);
 //! assert_eq!(t.detail, "connect refused");
 //! monitor.stop();
+//!
+//! // The daemon then computes what the data plane should see.
+//! let policy = ServicePolicy::parse("sorry=127.0.0.1:8080")?;
+//! let d = evaluate(&policy, &[Server { addr, weight: 1, up: t.up, dynamic_weight: t.weight }], Some(true));
+//! assert_eq!(d.servers, vec![(addr, None)]);
+//! assert_eq!(d.sorry, policy.sorry_server);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -65,6 +75,7 @@ mod health;
 mod http;
 pub mod monitor;
 mod net;
+pub mod policy;
 pub mod probe;
 pub mod spec;
 
