@@ -6,7 +6,9 @@
 //! up/down [`Transition`]s on a [`Sink`]. It then applies each service's
 //! [`ServicePolicy`] with the pure [`policy::evaluate`] (weight 0 or
 //! removal, quorum with hysteresis, sorry server) and programs the result
-//! into the data plane.
+//! into the data plane. Optionally, a [`feedback::FeedbackAgent`] polls the
+//! real servers' load endpoints and moves their weights (the LVS paper's
+//! dynamic feedback).
 //!
 //! | module | what | threads |
 //! |---|---|---|
@@ -14,6 +16,7 @@
 //! | [`probe`] | the four checkers: TCP connect, HTTP GET (+ MD5 digest), UDP, MISC command | the caller's |
 //! | [`monitor`] | scheduler, worker pool, rise/fall, transitions | its own |
 //! | [`policy`] | the effective set of a service | none |
+//! | [`feedback`] | agent replies, the weight law, the polling agent | its own |
 //!
 //! # Contracts
 //!
@@ -29,11 +32,11 @@
 //!   the pool grows while checks wait (see [`monitor`]).
 //! - **Hostile servers.** Nothing a server sends can panic the monitor or
 //!   make it allocate without bound: the HTTP head is limited to 16 KiB,
-//!   bodies to [`probe::MAX_BODY`], chunked framing is decoded with
-//!   bounded lines.
-//! - **Stopping.** [`Monitor::stop`] returns within a few tens of
-//!   milliseconds whatever the checks in progress, and nothing reaches the
-//!   sink after it returns.
+//!   bodies to [`probe::MAX_BODY`] (digest) or [`feedback::MAX_REPLY`]
+//!   (agent), chunked framing is decoded with bounded lines.
+//! - **Stopping.** [`Monitor::stop`] and [`feedback::FeedbackAgent::stop`]
+//!   return within a few tens of milliseconds whatever the checks in
+//!   progress, and nothing reaches a sink after they return.
 //! - **No root.** Checks use ordinary sockets and `/bin/sh`; nothing here
 //!   needs privileges.
 //!
@@ -71,6 +74,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod feedback;
 mod health;
 mod http;
 pub mod monitor;

@@ -2,5 +2,6 @@
 //! root needed.
 
 mod checkers;
+mod feedback;
 mod fixtures;
 mod monitor;
