@@ -13,7 +13,7 @@
 //! | module | what | threads |
 //! |---|---|---|
 //! | [`spec`] | `Check`, `Timing`, `ServicePolicy`: serde and a compact text form | none |
-//! | [`probe`] | the four checkers: TCP connect, HTTP GET (+ MD5 digest), UDP, MISC command | the caller's |
+//! | [`probe`](mod@probe) | the four checkers: TCP connect, HTTP GET (+ MD5 digest), UDP, MISC command | the caller's |
 //! | [`monitor`] | scheduler, worker pool, rise/fall, transitions | its own |
 //! | [`policy`] | the effective set of a service | none |
 //! | [`feedback`] | agent replies, the weight law, the polling agent | its own |

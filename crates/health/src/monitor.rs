@@ -6,7 +6,7 @@
 //! - The **scheduler** keeps a timer heap of the next check of each
 //!   target and hands due checks to the workers over a channel. It sleeps
 //!   until the earliest due check, a `configure`, or `stop`.
-//! - The **workers** run one check at a time ([`probe`](crate::probe)),
+//! - The **workers** run one check at a time ([`probe`](mod@crate::probe)),
 //!   apply rise/fall under the state lock, call the sink (outside the
 //!   lock), then schedule the target's next check `interval` after this
 //!   one ended. A target is never checked twice at once, so its
