@@ -10,6 +10,8 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use xvs_health::{Check, ServicePolicy, Timing};
+
 use serde::{Deserialize, Serialize};
 use xvs_conntrack::{Af, Fwd, Proto};
 use xvs_sched::SchedFlags;
@@ -186,6 +188,11 @@ pub struct ServiceOpts {
     pub one_packet: bool,
     /// Persistence engine (`--pe`).
     pub pe: Option<Pe>,
+    /// What failed real servers do to the service (`--health`, xvs):
+    /// quorum, sorry server, inhibit. `None`: on `-A` the defaults, on
+    /// `-E` unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<ServicePolicy>,
 }
 
 impl Default for ServiceOpts {
@@ -197,6 +204,7 @@ impl Default for ServiceOpts {
             netmask: None,
             one_packet: false,
             pe: None,
+            health: None,
         }
     }
 }
@@ -279,6 +287,25 @@ pub struct DestOpts {
     pub tun_type: TunType,
     /// Tunnel checksum mode (only with GUE and GRE).
     pub tun_csum: TunCsum,
+    /// Health check (`--check`, `--check-timing`, xvs). `None`: on `-a`
+    /// no check, on `-e` the check stays as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<HealthCheck>,
+}
+
+/// A real server's health check setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheck {
+    /// `--check none`: not checked.
+    Off,
+    /// Checked with `check` on `timing`.
+    On {
+        /// What is checked.
+        check: Check,
+        /// How often and how patiently.
+        timing: Timing,
+    },
 }
 
 impl DestOpts {
@@ -294,6 +321,7 @@ impl DestOpts {
             lower: 0,
             tun_type: TunType::Ipip,
             tun_csum: TunCsum::NoCsum,
+            check: None,
         }
     }
 
@@ -389,6 +417,8 @@ pub struct ListOpts {
     pub service: Option<SvcKey>,
     /// `--json` (xvs): machine-readable output.
     pub json: bool,
+    /// `--checks` (xvs): each real server's health check and state.
+    pub checks: bool,
 }
 
 impl Default for ListOpts {
@@ -405,6 +435,7 @@ impl Default for ListOpts {
             sort: true,
             service: None,
             json: false,
+            checks: false,
         }
     }
 }

@@ -31,10 +31,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use xvs_conntrack::{Af, Fwd, Proto};
+use xvs_health::{Check, ServicePolicy, Timing};
 use xvs_sched::SchedFlags;
 
 use crate::cmd::{
-    Command, DEFAULT_MCAST_IFACE, DEFAULT_PERSISTENCE, DaemonOpts, DestOpts, ListOpts,
+    Command, DEFAULT_MCAST_IFACE, DEFAULT_PERSISTENCE, DaemonOpts, DestOpts, HealthCheck, ListOpts,
     MAX_SYNC_MAXLEN, MAX_THRESHOLD, MAX_TIMEOUT, MAX_WEIGHT, Pe, ServiceOpts, SvcKey, SyncState,
     TunCsum, TunType,
 };
@@ -401,6 +402,37 @@ struct Cli {
     )]
     sync_peer: Vec<String>,
 
+    // ----- health checks (xvs) -----
+    /// Health check of the real server: tcp, http:path=/,status=200,
+    /// udp:payload=HEX, misc:cmd=COMMAND, or none (docs/health-checks.md).
+    #[arg(
+        long = "check",
+        value_name = "check",
+        allow_hyphen_values = true,
+        help_heading = "Health checks (xvs)"
+    )]
+    check: Option<String>,
+    /// When to check: interval=5s,timeout=3s,rise=2,fall=3[,alpha].
+    #[arg(
+        long = "check-timing",
+        value_name = "timing",
+        allow_hyphen_values = true,
+        help_heading = "Health checks (xvs)"
+    )]
+    check_timing: Option<String>,
+    /// What the service does with failed real servers:
+    /// quorum=1,hysteresis=0[,sorry=ADDR:PORT][,inhibit].
+    #[arg(
+        long = "health",
+        value_name = "policy",
+        allow_hyphen_values = true,
+        help_heading = "Health checks (xvs)"
+    )]
+    health: Option<String>,
+    /// List each real server's health check and state (with -L).
+    #[arg(long = "checks", help_heading = "Health checks (xvs)")]
+    checks: bool,
+
     // ----- xvs extensions -----
     /// Check the command against the director, change nothing.
     #[arg(long = "dry-run", help_heading = "xvs extensions")]
@@ -466,14 +498,27 @@ impl Cmd {
         use Opt::*;
         match self {
             Cmd::Add | Cmd::Edit => (
-                &[Service, Scheduler, Persistent, Netmask, Pe, SchedFlags, Ops],
+                &[
+                    Service, Scheduler, Persistent, Netmask, Pe, SchedFlags, Ops, Health,
+                ],
                 &[Service],
             ),
             Cmd::Del => (&[Service], &[Service]),
             Cmd::AddDest | Cmd::EditDest => (
                 &[
-                    Service, Server, Forward, Weight, UThreshold, LThreshold, TunType, TunPort,
-                    TunNoCsum, TunCsum, TunRemCsum,
+                    Service,
+                    Server,
+                    Forward,
+                    Weight,
+                    UThreshold,
+                    LThreshold,
+                    TunType,
+                    TunPort,
+                    TunNoCsum,
+                    TunCsum,
+                    TunRemCsum,
+                    Check,
+                    CheckTiming,
                 ],
                 &[Service, Server],
             ),
@@ -494,6 +539,7 @@ impl Cmd {
                     NoSort,
                     Sort,
                     Json,
+                    Checks,
                 ],
                 &[],
             ),
@@ -552,6 +598,10 @@ enum Opt {
     McastPort,
     McastTtl,
     SyncPeer,
+    Check,
+    CheckTiming,
+    Health,
+    Checks,
     Json,
     DryRun,
 }
@@ -596,6 +646,10 @@ impl Opt {
             Opt::McastPort => "--mcast-port",
             Opt::McastTtl => "--mcast-ttl",
             Opt::SyncPeer => "--sync-peer",
+            Opt::Check => "--check",
+            Opt::CheckTiming => "--check-timing",
+            Opt::Health => "--health",
+            Opt::Checks => "--checks",
             Opt::Json => "--json",
             Opt::DryRun => "--dry-run",
         }
@@ -673,6 +727,10 @@ impl Cli {
             (self.mcast_port.is_some(), Opt::McastPort),
             (self.mcast_ttl.is_some(), Opt::McastTtl),
             (!self.sync_peer.is_empty(), Opt::SyncPeer),
+            (self.check.is_some(), Opt::Check),
+            (self.check_timing.is_some(), Opt::CheckTiming),
+            (self.health.is_some(), Opt::Health),
+            (self.checks, Opt::Checks),
             (self.json, Opt::Json),
             (self.dry_run, Opt::DryRun),
         ]
@@ -914,10 +972,57 @@ fn service_opts(cli: &Cli, svc: &SvcKey) -> Result<ServiceOpts, GrammarError> {
         o.sched_flags = SchedFlags::parse_for(&o.scheduler, b).map_err(GrammarError::SchedFlags)?;
     }
     o.one_packet = cli.ops;
+    if let Some(h) = &cli.health {
+        o.health = Some(
+            ServicePolicy::parse(h).map_err(|e| GrammarError::InvalidValue {
+                what: "health policy",
+                value: h.clone(),
+                reason: e.to_string(),
+            })?,
+        );
+    }
     Ok(o)
 }
 
+/// `--check` and `--check-timing` of a real server.
+fn health_check(cli: &Cli) -> Result<Option<HealthCheck>, GrammarError> {
+    let bad = |what: &'static str, v: &str, e: xvs_health::SpecError| GrammarError::InvalidValue {
+        what,
+        value: v.to_owned(),
+        reason: e.to_string(),
+    };
+    let timing = match &cli.check_timing {
+        Some(t) => Some(Timing::parse(t).map_err(|e| bad("check timing", t, e))?),
+        None => None,
+    };
+    match cli.check.as_deref() {
+        None if timing.is_some() => Err(GrammarError::InvalidValue {
+            what: "check timing",
+            value: cli.check_timing.clone().unwrap_or_default(),
+            reason: "needs --check".into(),
+        }),
+        None => Ok(None),
+        Some("none") if timing.is_some() => Err(GrammarError::InvalidValue {
+            what: "check timing",
+            value: cli.check_timing.clone().unwrap_or_default(),
+            reason: "not with --check none".into(),
+        }),
+        Some("none") => Ok(Some(HealthCheck::Off)),
+        Some(c) => Ok(Some(HealthCheck::On {
+            check: Check::parse(c).map_err(|e| bad("check", c, e))?,
+            timing: timing.unwrap_or_default(),
+        })),
+    }
+}
+
 fn dest_opts(cli: &Cli, svc: &SvcKey, services: &Services) -> Result<DestOpts, GrammarError> {
+    let mut d = dest_base(cli, svc, services)?;
+    d.check = health_check(cli)?;
+    Ok(d)
+}
+
+/// A real server's ipvsadm options.
+fn dest_base(cli: &Cli, svc: &SvcKey, services: &Services) -> Result<DestOpts, GrammarError> {
     let r = cli.real_server.as_deref().unwrap_or_default();
     let (addr, port) = host_port("real server address", r, svc.proto(), services)?;
     let mut d = DestOpts::new(addr, port.unwrap_or(svc.port()));
@@ -1016,6 +1121,7 @@ fn list(cli: &Cli, svc: Option<SvcKey>) -> Result<Command, GrammarError> {
         (cli.stats, Opt::Stats.name()),
         (cli.rate, Opt::Rate.name()),
         (cli.thresholds, Opt::Thresholds.name()),
+        (cli.checks, Opt::Checks.name()),
     ];
     let other = [
         (cli.connection, Opt::Connection.name()),
@@ -1050,6 +1156,7 @@ fn list(cli: &Cli, svc: Option<SvcKey>) -> Result<Command, GrammarError> {
         sort: !cli.nosort,
         service: svc,
         json: cli.json,
+        checks: cli.checks,
     }))
 }
 

@@ -75,8 +75,8 @@ mod services;
 pub mod state;
 
 pub use cmd::{
-    Command, DaemonOpts, DestOpts, HostPort, ListOpts, Pe, ServiceOpts, SvcKey, SyncState, TunCsum,
-    TunType,
+    Command, DaemonOpts, DestOpts, HealthCheck, HostPort, ListOpts, Pe, ServiceOpts, SvcKey,
+    SyncState, TunCsum, TunType,
 };
 pub use error::GrammarError;
 pub use grammar::{help_text, parse_args, parse_args_with};

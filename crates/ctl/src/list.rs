@@ -361,6 +361,7 @@ enum Columns {
     Thresholds,
     PersistentConn,
     TunInfo,
+    Checks,
     Plain,
 }
 
@@ -383,6 +384,8 @@ impl<'a> Format<'a> {
             Columns::PersistentConn
         } else if opts.tun_info {
             Columns::TunInfo
+        } else if opts.checks {
+            Columns::Checks
         } else {
             Columns::Plain
         };
@@ -422,6 +425,11 @@ impl<'a> Format<'a> {
                 out,
                 "Prot LocalAddress:Port Scheduler Flags\n\
                  {REMOTE}           Forward TunnelInfo    Weight ActiveConn InActConn"
+            ),
+            Columns::Checks => writeln!(
+                out,
+                "Prot LocalAddress:Port Scheduler Flags\n\
+                 {REMOTE}           Weight State   Check (last result)"
             ),
             Columns::Plain => writeln!(
                 out,
@@ -503,6 +511,9 @@ impl<'a> Format<'a> {
         }
         out.push('\n');
         for d in sorted_dests(&svc.dests, self.sort) {
+            if d.removed && self.columns != Columns::Checks {
+                continue;
+            }
             self.dest(out, &svc.key, d);
         }
     }
@@ -544,7 +555,7 @@ impl<'a> Format<'a> {
                 out,
                 "  -> {name:<28} {:<9} {:<11} {:<10} {:<10}",
                 // ipvsadm prints the weight with %u.
-                o.weight as u32,
+                d.weight() as u32,
                 d.persistent_conns,
                 d.active_conns,
                 d.inactive_conns
@@ -554,15 +565,29 @@ impl<'a> Format<'a> {
                 "  -> {name:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
                 fwd_name(d),
                 tun_info(d).unwrap_or_else(|| "n/a".to_owned()),
-                o.weight,
+                d.weight(),
                 d.active_conns,
                 d.inactive_conns
             ),
+            Columns::Checks => {
+                let state = match (&d.health, d.sorry, d.removed) {
+                    (_, true, _) => "sorry",
+                    (_, _, true) => "removed",
+                    (Some(h), _, _) if h.up => "up",
+                    (Some(_), _, _) => "down",
+                    (None, _, _) => "-",
+                };
+                let check = d.health.as_ref().map_or_else(
+                    || "none".to_owned(),
+                    |h| format!("{} ({})", h.check, h.last_detail),
+                );
+                writeln!(out, "  -> {name:<28} {:<6} {state:<7} {check}", d.weight())
+            }
             Columns::Plain => writeln!(
                 out,
                 "  -> {name:<28} {:<7} {:<6} {:<10} {:<10}",
                 fwd_name(d),
-                o.weight,
+                d.weight(),
                 d.active_conns,
                 d.inactive_conns
             ),

@@ -27,7 +27,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use xvs_conntrack::{Af, Fwd, Proto};
 
 use crate::Services;
-use crate::cmd::{Command, DestOpts, ServiceOpts, SvcKey, TunType};
+use xvs_health::Timing;
+
+use crate::cmd::{Command, DestOpts, HealthCheck, ServiceOpts, SvcKey, TunType};
 
 /// The canonical line of `cmd`, without the program name. With `numeric`
 /// false, ports with a name in the system's `/etc/services` are printed by
@@ -157,6 +159,9 @@ impl Words<'_> {
         if !o.sched_flags.is_empty() {
             self.pair("-b", o.sched_flags.display_for(&o.scheduler));
         }
+        if let Some(h) = &o.health {
+            self.pair("--health", h);
+        }
     }
 
     fn dest(&mut self, cmd: &str, svc: &SvcKey, d: &DestOpts) {
@@ -186,6 +191,16 @@ impl Words<'_> {
         }
         if d.lower != 0 {
             self.pair("-y", d.lower);
+        }
+        match &d.check {
+            None => {}
+            Some(HealthCheck::Off) => self.pair("--check", "none"),
+            Some(HealthCheck::On { check, timing }) => {
+                self.pair("--check", check);
+                if *timing != Timing::default() {
+                    self.pair("--check-timing", timing);
+                }
+            }
         }
     }
 
@@ -233,6 +248,7 @@ impl Words<'_> {
                 self.flag(l.tun_info, "--tun-info");
                 self.flag(!l.sort, "--nosort");
                 self.flag(l.json, "--json");
+                self.flag(l.checks, "--checks");
             }
             Command::Timeouts { json } => {
                 self.push("-L");

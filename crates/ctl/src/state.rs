@@ -76,6 +76,28 @@ pub struct Dest {
     pub stats: Stats,
     /// Traffic rates.
     pub rates: Rates,
+    /// Its health check's state, when it has one (xvs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<xvs_health::TargetStatus>,
+    /// A sorry server serving while the service lacks quorum (xvs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sorry: bool,
+    /// Taken out by its health check (xvs): not scheduled, and left out
+    /// of listings but `--checks` (keepalived deletes such a server).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+    /// The weight in force when health checking changed it (xvs: 0 when
+    /// inhibited, or a dynamic weight); `opts.weight` stays the configured
+    /// one, which `-S` saves. Listings show this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_weight: Option<i32>,
+}
+
+impl Dest {
+    /// The weight the data plane uses.
+    pub fn weight(&self) -> i32 {
+        self.live_weight.unwrap_or(self.opts.weight)
+    }
 }
 
 /// A virtual service and its real servers.
@@ -118,6 +140,10 @@ impl Dest {
             persistent_conns: 0,
             stats: Stats::default(),
             rates: Rates::default(),
+            health: None,
+            sorry: false,
+            removed: false,
+            live_weight: None,
         }
     }
 }
@@ -244,7 +270,11 @@ impl State {
                 svc: svc.key,
                 opts: svc.opts.clone(),
             });
-            for d in crate::list::sorted_dests(&svc.dests, true) {
+            // A sorry server is the health policy's doing, not configured.
+            for d in crate::list::sorted_dests(&svc.dests, true)
+                .into_iter()
+                .filter(|d| !d.sorry)
+            {
                 out.push(Command::AddDest {
                     svc: svc.key,
                     dest: d.opts.clone(),

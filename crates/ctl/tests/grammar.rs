@@ -82,6 +82,7 @@ fn add_service_defaults() {
                 netmask: None,
                 one_packet: false,
                 pe: None,
+                health: None,
             }
         }
     );
@@ -400,6 +401,7 @@ fn add_server_defaults() {
             lower: 0,
             tun_type: TunType::Ipip,
             tun_csum: TunCsum::NoCsum,
+            check: None,
         }
     );
     assert_eq!(
@@ -971,4 +973,82 @@ fn every_parsed_command_validates() {
     ] {
         assert_eq!(ok(line).validate(), Ok(()), "{line}");
     }
+}
+
+// ---------- health checks (xvs) ----------
+
+#[test]
+fn health_check_options() {
+    use xvs_ctl::HealthCheck;
+    use xvs_health::{Check, ServicePolicy, Timing};
+    let (_, d) = dest("-a -t 192.0.2.1:80 -r 10.0.0.2 --check http:path=/healthz,status=204");
+    assert_eq!(
+        d.check,
+        Some(HealthCheck::On {
+            check: Check::Http {
+                port: None,
+                path: "/healthz".into(),
+                status: 204,
+                digest: None,
+                host: None,
+            },
+            timing: Timing::default(),
+        })
+    );
+    let (_, d) = dest(
+        "-e -t 192.0.2.1:80 -r 10.0.0.2 --check tcp:port=8080 \
+         --check-timing interval=500ms,timeout=200ms,rise=1,fall=2",
+    );
+    let Some(HealthCheck::On { check, timing }) = d.check else {
+        panic!("{:?}", d.check)
+    };
+    assert_eq!(check, Check::Tcp { port: Some(8080) });
+    assert_eq!(
+        (
+            timing.interval_ms,
+            timing.timeout_ms,
+            timing.rise,
+            timing.fall
+        ),
+        (500, 200, 1, 2)
+    );
+    let (_, d) = dest("-e -t 192.0.2.1:80 -r 10.0.0.2 -w 3");
+    assert_eq!(d.check, None, "-e without --check keeps the check");
+    let (_, d) = dest("-e -t 192.0.2.1:80 -r 10.0.0.2 --check none");
+    assert_eq!(d.check, Some(HealthCheck::Off));
+    let Command::AddService { opts, .. } =
+        ok("-A -t 192.0.2.1:80 -s rr --health quorum=2,sorry=192.0.2.9:80,inhibit")
+    else {
+        panic!()
+    };
+    let p = opts.health.unwrap();
+    assert_eq!(
+        (p.quorum, p.sorry_server, p.inhibit_on_failure),
+        (2, Some("192.0.2.9:80".parse().unwrap()), true)
+    );
+    assert_eq!(
+        p,
+        ServicePolicy::parse("quorum=2,sorry=192.0.2.9:80,inhibit").unwrap()
+    );
+    assert!(err("-a -t 192.0.2.1:80 -r 10.0.0.2 --check ftp").starts_with("invalid check `ftp`"));
+    assert!(err("-a -t 192.0.2.1:80 -r 10.0.0.2 --check-timing rise=2").contains("needs --check"));
+    assert!(
+        err("-a -t 192.0.2.1:80 -r 10.0.0.2 --check none --check-timing fall=1")
+            .contains("not with --check none")
+    );
+    assert_eq!(
+        err("-A -t 192.0.2.1:80 --check tcp"),
+        "--check is not allowed with -A (--add-service)"
+    );
+    assert_eq!(
+        err("-a -t 192.0.2.1:80 -r 10.0.0.2 --health quorum=1"),
+        "--health is not allowed with -a (--add-server)"
+    );
+    assert!(err("-A -t 192.0.2.1:80 --health quorum=x").starts_with("invalid health policy"));
+    // The listing of checks is a list format.
+    let Command::List(l) = ok("-L -n --checks") else {
+        panic!()
+    };
+    assert!(l.checks);
+    assert!(err("-L -c --checks").contains("--checks"));
 }

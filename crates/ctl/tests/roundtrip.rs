@@ -64,6 +64,7 @@ fn service() -> impl Strategy<Value = (SvcKey, ServiceOpts)> {
                     netmask,
                     one_packet: ops,
                     pe: pe.then_some(Pe::Sip),
+                    health: None,
                 };
                 if let SvcKey::Tuple { proto, port, .. } = svc {
                     if port == 0 && opts.persistence.is_none() {
@@ -214,7 +215,7 @@ fn change() -> impl Strategy<Value = Command> {
 
 fn list() -> impl Strategy<Value = Command> {
     (
-        proptest::collection::vec(any::<bool>(), 11),
+        proptest::collection::vec(any::<bool>(), 12),
         proptest::option::of(svc_key()),
     )
         .prop_map(|(b, service)| {
@@ -230,9 +231,11 @@ fn list() -> impl Strategy<Value = Command> {
                 sort: b[8],
                 service,
                 json: b[9],
+                checks: b[11],
             };
             if l.connections {
                 l.service = None;
+                l.checks = false;
                 l.stats = false;
                 l.rate = false;
                 l.thresholds = false;
