@@ -24,6 +24,8 @@ use std::sync::Arc;
 use xvs_conntrack::{Addr, DestId, DestTable, Fwd};
 use xvs_sched::{SchedError, SchedFlags};
 
+use xvs_health::{Check, ServicePolicy, Timing};
+
 use crate::service::{Dest, Gateway, Iface, MarkRule, Persistence, Service, Snapshot, SvcAddr};
 
 /// A virtual service's settings (`-A`/`-E`).
@@ -94,6 +96,26 @@ struct SvcEntry {
     addr: SvcAddr,
     conf: ServiceConf,
     dests: Vec<(DestId, DestConf)>,
+    /// `--health` (xvs): quorum, sorry server, inhibit.
+    policy: Option<ServicePolicy>,
+    /// `--check` of real servers, by address and port.
+    checks: Vec<(Addr, u16, Check, Timing)>,
+    /// What health checking did to real servers.
+    marks: Vec<(DestId, HealthMark)>,
+    /// The sorry server, while the service has no quorum.
+    sorry: Option<(DestId, DestConf)>,
+}
+
+/// What health checking did to a real server (keepalived's ways).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthMark {
+    /// Kept with another weight than configured: 0 when it failed under
+    /// `inhibit_on_failure` (or while the sorry server serves), or a
+    /// dynamic weight (`misc_dynamic`, the feedback agent).
+    Weight(i32),
+    /// Failed: out of scheduling and listings; its connections go on (as
+    /// a real server keepalived deleted) and it comes back with them.
+    Removed,
 }
 
 /// Whether `id` is retired by a change not yet applied (its slot still
@@ -180,6 +202,10 @@ impl Director {
             addr,
             conf,
             dests: Vec::new(),
+            policy: None,
+            checks: Vec::new(),
+            marks: Vec::new(),
+            sorry: None,
         });
         Ok(())
     }
@@ -196,7 +222,7 @@ impl Director {
     pub fn del_service(&mut self, addr: &SvcAddr) -> Result<(), DirectorError> {
         let i = self.find(addr).ok_or(DirectorError::NoService)?;
         let s = self.services.remove(i);
-        for (id, d) in s.dests {
+        for (id, d) in s.dests.into_iter().chain(s.sorry) {
             self.retire(id, s.index, d);
         }
         Ok(())
@@ -205,7 +231,7 @@ impl Director {
     /// `-C`: deletes every service.
     pub fn clear(&mut self) {
         for s in std::mem::take(&mut self.services) {
-            for (id, d) in s.dests {
+            for (id, d) in s.dests.into_iter().chain(s.sorry) {
                 self.retire(id, s.index, d);
             }
         }
@@ -221,10 +247,9 @@ impl Director {
         self.retired
             .retain(|(id, _, _)| !self.dests.is_free(*id) || pending_retire(&self.ops, *id));
         let used = |id: DestId| {
-            self.services
-                .iter()
-                .any(|s| s.dests.iter().any(|(d, _)| *d == id))
-                || self.retired.iter().any(|(d, _, _)| *d == id)
+            self.services.iter().any(|s| {
+                s.dests.iter().any(|(d, _)| *d == id) || s.sorry.is_some_and(|(d, _)| d == id)
+            }) || self.retired.iter().any(|(d, _, _)| *d == id)
         };
         // Slot 0 is never handed out, so a zeroed id is never a server.
         (1..self.dests.len() as DestId)
@@ -271,7 +296,9 @@ impl Director {
             .find(|(_, x)| x.addr == d.addr && x.port == d.port)
             .ok_or(DirectorError::NoDest)?;
         slot.1 = d;
-        self.ops.push(TableOp::Configure(slot.0, d));
+        let id = slot.0;
+        let live = Self::effective(&self.services[i], id, d);
+        self.ops.push(TableOp::Configure(id, live));
         Ok(())
     }
 
@@ -285,9 +312,170 @@ impl Director {
             .position(|(_, x)| x.addr == *addr && x.port == port)
             .ok_or(DirectorError::NoDest)?;
         let (id, d) = s.dests.remove(at);
+        s.marks.retain(|(m, _)| *m != id);
+        s.checks.retain(|(a, p, _, _)| !(a == addr && *p == port));
         let index = s.index;
         self.retire(id, index, d);
         Ok(())
+    }
+
+    /// A real server's settings as the data plane uses them: weight 0 when
+    /// health checking inhibited it.
+    fn effective(s: &SvcEntry, id: DestId, d: DestConf) -> DestConf {
+        match s.marks.iter().find(|(m, _)| *m == id) {
+            Some((_, HealthMark::Weight(w))) => DestConf { weight: *w, ..d },
+            Some((_, HealthMark::Removed)) => DestConf { weight: 0, ..d },
+            None => d,
+        }
+    }
+
+    /// Sets (or clears) a service's health policy (`--health`).
+    pub fn set_policy(
+        &mut self,
+        svc: &SvcAddr,
+        policy: Option<ServicePolicy>,
+    ) -> Result<(), DirectorError> {
+        let i = self.find(svc).ok_or(DirectorError::NoService)?;
+        self.services[i].policy = policy;
+        Ok(())
+    }
+
+    /// A service's health policy.
+    pub fn policy(&self, svc: &SvcAddr) -> Option<&ServicePolicy> {
+        self.find(svc)
+            .and_then(|i| self.services[i].policy.as_ref())
+    }
+
+    /// Sets (or clears) a real server's health check (`--check`).
+    pub fn set_check(
+        &mut self,
+        svc: &SvcAddr,
+        addr: &Addr,
+        port: u16,
+        check: Option<(Check, Timing)>,
+    ) -> Result<(), DirectorError> {
+        let i = self.find(svc).ok_or(DirectorError::NoService)?;
+        let s = &mut self.services[i];
+        if !s
+            .dests
+            .iter()
+            .any(|(_, d)| d.addr == *addr && d.port == port)
+        {
+            return Err(DirectorError::NoDest);
+        }
+        s.checks.retain(|(a, p, _, _)| !(a == addr && *p == port));
+        if let Some((c, t)) = check {
+            s.checks.push((*addr, port, c, t));
+        }
+        Ok(())
+    }
+
+    /// A real server's health check.
+    pub fn check_of(&self, svc: &SvcAddr, addr: &Addr, port: u16) -> Option<(&Check, &Timing)> {
+        let s = &self.services[self.find(svc)?];
+        s.checks
+            .iter()
+            .find(|(a, p, _, _)| a == addr && *p == port)
+            .map(|(_, _, c, t)| (c, t))
+    }
+
+    /// Every health check: service, real server address and port, check,
+    /// timing.
+    pub fn checks(&self) -> impl Iterator<Item = (&SvcAddr, &Addr, u16, &Check, &Timing)> {
+        self.services.iter().flat_map(|s| {
+            s.checks
+                .iter()
+                .map(move |(a, p, c, t)| (&s.addr, a, *p, c, t))
+        })
+    }
+
+    /// Marks a real server as health checking left it (`None`: healthy).
+    /// Returns whether anything changed.
+    pub fn set_mark(
+        &mut self,
+        svc: &SvcAddr,
+        addr: &Addr,
+        port: u16,
+        mark: Option<HealthMark>,
+    ) -> Result<bool, DirectorError> {
+        let i = self.find(svc).ok_or(DirectorError::NoService)?;
+        let s = &mut self.services[i];
+        let (id, d) = *s
+            .dests
+            .iter()
+            .find(|(_, d)| d.addr == *addr && d.port == port)
+            .ok_or(DirectorError::NoDest)?;
+        let old = s.marks.iter().find(|(m, _)| *m == id).map(|(_, k)| *k);
+        if old == mark {
+            return Ok(false);
+        }
+        s.marks.retain(|(m, _)| *m != id);
+        if let Some(k) = mark {
+            s.marks.push((id, k));
+        }
+        let live = Self::effective(s, id, d);
+        self.ops.push(TableOp::Configure(id, live));
+        Ok(true)
+    }
+
+    /// What health checking did to a real server.
+    pub fn mark_of(&self, svc: &SvcAddr, id: DestId) -> Option<HealthMark> {
+        let s = &self.services[self.find(svc)?];
+        s.marks.iter().find(|(m, _)| *m == id).map(|(_, k)| *k)
+    }
+
+    /// Puts the sorry server in (`Some`) or takes it out. Returns whether
+    /// anything changed.
+    pub fn set_sorry(
+        &mut self,
+        svc: &SvcAddr,
+        sorry: Option<DestConf>,
+    ) -> Result<bool, DirectorError> {
+        let i = self.find(svc).ok_or(DirectorError::NoService)?;
+        let cur = self.services[i].sorry;
+        if cur.map(|(_, d)| d) == sorry {
+            return Ok(false);
+        }
+        let index = self.services[i].index;
+        if let Some((id, d)) = cur {
+            self.services[i].sorry = None;
+            self.retire(id, index, d);
+        }
+        if let Some(d) = sorry {
+            Self::check_dest(&d)?;
+            let id = match self
+                .retired
+                .iter()
+                .position(|(_, s, x)| *s == index && x.addr == d.addr && x.port == d.port)
+            {
+                Some(p) => self.retired.remove(p).0,
+                None => self.alloc_id()?,
+            };
+            self.ops.push(TableOp::Configure(id, d));
+            self.services[i].sorry = Some((id, d));
+        }
+        Ok(true)
+    }
+
+    /// The sorry server while it serves.
+    pub fn sorry_of(&self, svc: &SvcAddr) -> Option<(DestId, DestConf)> {
+        self.services[self.find(svc)?].sorry
+    }
+
+    /// A service's real servers as the data plane uses them: removed ones
+    /// left out, inhibited ones at weight 0, the sorry server in while it
+    /// serves.
+    fn live_dests(s: &SvcEntry) -> Vec<(DestId, DestConf)> {
+        s.dests
+            .iter()
+            .filter(|(id, _)| {
+                !s.marks
+                    .iter()
+                    .any(|(m, k)| m == id && *k == HealthMark::Removed)
+            })
+            .map(|(id, d)| (*id, Self::effective(s, *id, *d)))
+            .chain(s.sorry)
+            .collect()
     }
 
     /// Every service address with its settings and real servers, in the
@@ -311,7 +499,7 @@ impl Director {
         let mut v: Vec<Addr> = self
             .services
             .iter()
-            .flat_map(|s| s.dests.iter().map(|(_, d)| d.addr))
+            .flat_map(|s| s.dests.iter().chain(&s.sorry).map(|(_, d)| d.addr))
             .chain(self.retired.iter().map(|(_, _, d)| d.addr))
             .collect();
         v.sort_by_key(|a| a.0);
@@ -354,8 +542,7 @@ impl Director {
             .services
             .iter()
             .map(|s| {
-                let list = s
-                    .dests
+                let list = Self::live_dests(s)
                     .iter()
                     .map(|(id, d)| dest(*id, s.index, d))
                     .collect();
@@ -373,10 +560,20 @@ impl Director {
                 ))
             })
             .collect();
+        // Slots no service schedules but connections may still use: deleted
+        // real servers, and those health checking removed.
+        let removed = self.services.iter().flat_map(|s| {
+            s.marks
+                .iter()
+                .filter(|(_, k)| *k == HealthMark::Removed)
+                .filter_map(|(id, _)| s.dests.iter().find(|(d, _)| d == id))
+                .map(|(id, d)| dest(*id, s.index, &DestConf { weight: 0, ..*d }))
+        });
         let retired: Vec<Dest> = self
             .retired
             .iter()
             .map(|(id, svc, d)| dest(*id, *svc, d))
+            .chain(removed)
             .collect();
         Snapshot::new(services, &retired, ifaces, self.generation)
             .with_gateways(gateways)
@@ -543,5 +740,90 @@ mod tests {
             1,
             "its connection is still counted"
         );
+    }
+
+    #[test]
+    fn health_marks_and_the_sorry_server_shape_the_snapshot() {
+        let mut d = Director::new(Arc::new(DestTable::new(8)));
+        d.add_service(vip(), conf("rr")).unwrap();
+        for n in [1, 2, 3] {
+            d.add_dest(&vip(), rs(n, 5)).unwrap();
+        }
+        let reach = |_: &Addr| {
+            Some(Reach {
+                iface: 0,
+                mac: Some([2, 0, 0, 0, 0, 9]),
+            })
+        };
+        let snap = d.build(Vec::new(), [None, None], Vec::new(), reach);
+        let ids: Vec<DestId> = snap
+            .services()
+            .next()
+            .unwrap()
+            .dests
+            .iter()
+            .map(|x| x.id)
+            .collect();
+        assert!(
+            d.set_mark(&vip(), &rs(1, 0).addr, 80, Some(HealthMark::Removed))
+                .unwrap()
+        );
+        assert!(
+            !d.set_mark(&vip(), &rs(1, 0).addr, 80, Some(HealthMark::Removed))
+                .unwrap()
+        );
+        assert!(
+            d.set_mark(&vip(), &rs(2, 0).addr, 80, Some(HealthMark::Weight(0)))
+                .unwrap()
+        );
+        let sorry = rs(9, 1);
+        assert!(d.set_sorry(&vip(), Some(sorry)).unwrap());
+        let snap = d.build(Vec::new(), [None, None], Vec::new(), reach);
+        let svc = snap.services().next().unwrap();
+        let listed: Vec<(Addr, i32)> = svc.dests.iter().map(|x| (x.addr, x.weight)).collect();
+        assert_eq!(
+            listed,
+            [(rs(2, 0).addr, 0), (rs(3, 0).addr, 5), (sorry.addr, 1)],
+            "removed left out, inhibited at 0, the sorry server in"
+        );
+        // The removed server's slot still forwards its connections.
+        assert_eq!(snap.dest(ids[0]).map(|x| x.addr), Some(rs(1, 0).addr));
+        assert_eq!(d.dests.get(ids[0]).weight(), 0);
+        assert_eq!(d.dests.get(ids[1]).weight(), 0);
+        // The configuration is unchanged; clearing the marks restores it.
+        let configured: Vec<i32> = d
+            .services()
+            .next()
+            .unwrap()
+            .2
+            .iter()
+            .map(|x| x.1.weight)
+            .collect();
+        assert_eq!(configured, [5, 5, 5]);
+        d.set_mark(&vip(), &rs(1, 0).addr, 80, None).unwrap();
+        d.set_mark(&vip(), &rs(2, 0).addr, 80, None).unwrap();
+        d.set_sorry(&vip(), None).unwrap();
+        let snap = d.build(Vec::new(), [None, None], Vec::new(), reach);
+        let svc = snap.services().next().unwrap();
+        assert_eq!(
+            svc.dests.iter().map(|x| x.weight).collect::<Vec<_>>(),
+            [5, 5, 5]
+        );
+        assert_eq!(d.dests.get(ids[0]).weight(), 5);
+        // Deleting a real server forgets its mark and its check.
+        d.set_check(
+            &vip(),
+            &rs(3, 0).addr,
+            80,
+            Some((Check::Tcp { port: None }, Timing::default())),
+        )
+        .unwrap();
+        d.set_mark(&vip(), &rs(3, 0).addr, 80, Some(HealthMark::Removed))
+            .unwrap();
+        d.del_dest(&vip(), &rs(3, 0).addr, 80).unwrap();
+        assert_eq!(d.checks().count(), 0);
+        d.add_dest(&vip(), rs(3, 5)).unwrap();
+        let snap = d.build(Vec::new(), [None, None], Vec::new(), reach);
+        assert_eq!(snap.services().next().unwrap().dests.len(), 3);
     }
 }

@@ -144,6 +144,11 @@ impl Worker {
         Arc::clone(self.pipeline.stats())
     }
 
+    /// This worker's connection-sync queue.
+    pub fn sync_tap(&self) -> Arc<crate::pipeline::SyncTap> {
+        Arc::clone(self.pipeline.sync_tap())
+    }
+
     /// The I/O counters.
     pub fn io_stats(&self) -> Arc<IoStats> {
         Arc::clone(&self.io)

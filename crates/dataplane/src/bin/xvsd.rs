@@ -86,6 +86,10 @@ struct Args {
     /// Any TCP segment but a RST may create a connection (IPVS sloppy_tcp).
     #[arg(long)]
     sloppy_tcp: bool,
+    /// File holding the connection-sync secret (at least 16 bytes), shared
+    /// by the directors; needed by `xvsadm --start-daemon`.
+    #[arg(long, value_name = "FILE")]
+    sync_key_file: Option<PathBuf>,
 }
 
 /// A group name or numeric id -> gid.
@@ -165,6 +169,7 @@ fn main() -> ExitCode {
         max_conns: args.max_conns,
         max_dests: args.max_dests,
         sloppy_tcp: args.sloppy_tcp,
+        sync_key_file: args.sync_key_file,
     };
     let mut daemon = match Daemon::start(&opts) {
         Ok(d) => d,

@@ -21,14 +21,16 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use xvs_conntrack::{Af, ConnTable, DestId, Fwd, Proto};
 use xvs_ctl::Command;
-use xvs_ctl::SvcKey;
 use xvs_ctl::rate::Estimator;
 use xvs_ctl::state::{self, Rates, Stats};
+use xvs_ctl::{SvcKey, SyncState};
 
-use super::convert::{self, SideEffects};
-use crate::director::{Director, Reach};
+use super::convert::{self, DaemonChange, SideEffects};
+use super::health::Health;
+use super::sync::{SyncDaemon, Taps};
+use crate::director::{Director, HealthMark, Reach};
 use crate::netlink::{Link, Netlink, NextHopResolver, Resolution};
-use crate::pipeline::{DestTotals, WorkerStats};
+use crate::pipeline::{DestTotals, SyncTap, WorkerStats};
 use crate::service::{Gateway, Iface, Snapshot, SvcAddr, af_index};
 use crate::worker::Clock;
 use crate::xdp::{SteerKey, Steering};
@@ -63,6 +65,14 @@ pub struct Control {
     pending: bool,
     /// Gateways of the default routes (IPv4, IPv6) at the last refresh.
     gateways: [Option<IpAddr>; 2],
+    /// The connection-sync secret (`xvsd --sync-key-file`).
+    sync_key: Option<xvs_sync::Key>,
+    /// Every worker's sync queue.
+    taps: Taps,
+    /// Running sync daemons (at most one master and one backup).
+    daemons: Vec<SyncDaemon>,
+    /// Health checks and what they did.
+    health: Health,
 }
 
 impl Control {
@@ -94,12 +104,30 @@ impl Control {
             last_refresh: Instant::now(),
             pending: false,
             gateways: [None; 2],
+            sync_key: None,
+            taps: Taps::default(),
+            daemons: Vec::new(),
+            health: Health::default(),
         }
     }
 
-    /// Adds a worker's counters to the statistics.
-    pub fn add_worker(&mut self, stats: Arc<WorkerStats>) {
+    /// Sets the connection-sync secret; without one, sync daemons are
+    /// refused.
+    pub fn set_sync_key(&mut self, key: xvs_sync::Key) {
+        self.sync_key = Some(key);
+    }
+
+    /// Adds a worker's counters to the statistics and its sync queue to the
+    /// master's sources.
+    pub fn add_worker(&mut self, stats: Arc<WorkerStats>, tap: Arc<SyncTap>) {
         self.workers.push(stats);
+        tap.set_on(self.daemons.iter().any(|d| d.state() == SyncState::Master));
+        self.taps.lock().push(tap);
+    }
+
+    /// The running sync daemons, as `-L --daemon` lists them.
+    pub fn daemons(&self) -> Vec<state::SyncDaemon> {
+        self.daemons.iter().map(SyncDaemon::listing).collect()
     }
 
     /// The configuration.
@@ -146,13 +174,34 @@ impl Control {
         let dry = dry_run || cmds.iter().any(|c| matches!(c, Command::DryRun(_)));
         let mut next = self.director.clone();
         let mut fx = SideEffects::default();
+        let mut daemon_cmd = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
             convert::apply(&mut next, c, &mut fx).map_err(|e| (i, e))?;
+            daemon_cmd.resize(fx.daemons.len(), i);
         }
+        let started = self.daemon_changes(&fx.daemons, &daemon_cmd, dry)?;
         if dry {
             return Ok(());
         }
+        // Every change is valid and the new daemons run: commit.
+        for (d, change) in started.into_iter().zip(&fx.daemons) {
+            match (d, change) {
+                (Some(d), _) => self.daemons.push(d),
+                (None, DaemonChange::Stop(st)) => {
+                    if let Some(i) = self.daemons.iter().position(|d| d.state() == *st) {
+                        self.daemons.remove(i).stop();
+                    }
+                }
+                (None, DaemonChange::Start(_)) => {}
+            }
+        }
+        let master = self.daemons.iter().any(|d| d.state() == SyncState::Master);
+        for t in self.taps.lock().iter() {
+            t.set_on(master);
+        }
         self.director = next;
+        self.health.configure(&self.director);
+        self.health.update(&mut self.director);
         if let Some((tcp, fin, udp)) = fx.timeouts {
             self.conns.timeouts.set(tcp, fin, udp);
         }
@@ -161,6 +210,62 @@ impl Control {
         }
         self.publish();
         Ok(())
+    }
+
+    /// Checks a batch's daemon changes against the running daemons (one
+    /// master and one backup at most; a stop needs a running daemon) and
+    /// starts the new ones (not with `dry`): on any failure those started
+    /// are stopped again and the error names its command.
+    fn daemon_changes(
+        &self,
+        changes: &[DaemonChange],
+        index: &[usize],
+        dry: bool,
+    ) -> Result<Vec<Option<SyncDaemon>>, (usize, String)> {
+        let mut running: Vec<SyncState> = self.daemons.iter().map(SyncDaemon::state).collect();
+        let mut started = Vec::new();
+        for (c, &i) in changes.iter().zip(index) {
+            match c {
+                DaemonChange::Start(o) => {
+                    if running.contains(&o.state) {
+                        return Err((
+                            i,
+                            format!("a {} sync daemon is already running", o.state.name()),
+                        ));
+                    }
+                    let Some(key) = &self.sync_key else {
+                        return Err((
+                            i,
+                            "connection sync needs a shared secret: start xvsd with --sync-key-file"
+                                .into(),
+                        ));
+                    };
+                    running.push(o.state);
+                    if dry {
+                        started.push(None);
+                        continue;
+                    }
+                    let d = SyncDaemon::start(
+                        o,
+                        key,
+                        Arc::clone(&self.conns),
+                        Arc::clone(&self.snapshot),
+                        Arc::clone(&self.taps),
+                        self.clock,
+                    )
+                    .map_err(|e| (i, e))?;
+                    started.push(Some(d));
+                }
+                DaemonChange::Stop(st) => {
+                    let Some(at) = running.iter().position(|r| r == st) else {
+                        return Err((i, format!("no {} sync daemon is running", st.name())));
+                    };
+                    running.remove(at);
+                    started.push(None);
+                }
+            }
+        }
+        Ok(started)
     }
 
     /// `-Z`: remembers the current totals of the service's (or every)
@@ -208,7 +313,7 @@ impl Control {
                 continue;
             };
             let mut sum = Stats::default();
-            for (id, _) in ds {
+            for (id, _) in ds.iter().chain(&self.director.sorry_of(addr)) {
                 let st = Self::stats_of(&self.dest_totals(*id));
                 sum.conns += st.conns;
                 sum.inpkts += st.inpkts;
@@ -264,6 +369,12 @@ impl Control {
             timeouts: self.timeouts(),
             ..state::State::default()
         };
+        let health: HashMap<(String, std::net::SocketAddr), xvs_health::TargetStatus> = self
+            .health
+            .status()
+            .into_iter()
+            .map(|s| ((s.key.service.clone(), s.key.addr), s))
+            .collect();
         for (addr, conf, ds) in self.director.services() {
             let key = convert::svc_key(addr);
             if only.is_some_and(|k| *k != key) {
@@ -271,14 +382,28 @@ impl Control {
             }
             let index = self.director.service_index(addr).unwrap_or(u32::MAX);
             let mut svc = state::Service::new(key, convert::service_opts(&key, conf));
+            svc.opts.health = self.director.policy(addr).cloned();
+            let sorry = self.director.sorry_of(addr);
             svc.stats = svcs.get(&index).copied().unwrap_or_default();
             svc.rates = self
                 .svc_rates
                 .get(&index)
                 .map_or(Rates::default(), Estimator::rates);
-            for (id, dc) in ds {
+            for (id, dc) in ds.iter().chain(&sorry) {
                 let slot = table.get(*id);
-                let mut d = state::Dest::new(convert::dest_opts(dc));
+                let mark = self.director.mark_of(addr, *id);
+                let mut d = state::Dest::new(convert::configured_dest(&self.director, addr, dc));
+                if let Some(HealthMark::Weight(w)) = mark {
+                    d.live_weight = Some(w);
+                }
+                d.removed = mark == Some(HealthMark::Removed);
+                d.sorry = sorry.is_some_and(|(s, _)| s == *id);
+                d.health = health
+                    .get(&(
+                        key.to_string(),
+                        std::net::SocketAddr::new(dc.addr.to_ip(), dc.port),
+                    ))
+                    .cloned();
                 d.active_conns = slot.active();
                 d.inactive_conns = slot.inactive();
                 d.persistent_conns = slot.persistent();
@@ -378,6 +503,10 @@ impl Control {
     pub fn tick(&mut self) {
         self.conns.expire(self.clock.now_ms(), EXPIRE_BUDGET);
         self.sample_rates();
+        if self.health.update(&mut self.director) {
+            self.publish();
+            return;
+        }
         let every = if self.pending {
             REFRESH_PENDING
         } else {
@@ -386,6 +515,7 @@ impl Control {
         if self.last_refresh.elapsed() >= every && self.refresh_next_hops() {
             let snap = self.build();
             self.snapshot.store(Arc::new(snap));
+            self.sync_steering();
         }
     }
 
@@ -496,7 +626,12 @@ impl Control {
         };
         let mut vips = Vec::new();
         let mut reals = Vec::new();
+        // Configured real servers (a removed one's connections go on) and
+        // sorry servers.
         for (addr, _, dests) in self.director.services() {
+            let sorry = self.director.sorry_of(addr);
+            let dests: Vec<(DestId, crate::director::DestConf)> =
+                dests.iter().copied().chain(sorry).collect();
             let SvcAddr::Tuple {
                 proto,
                 vaddr,
@@ -519,6 +654,14 @@ impl Control {
         }
         if let Err(e) = steering.replace_reals(reals) {
             eprintln!("xvsd: steering real-server map: {e}");
+        }
+        let locals = self
+            .links
+            .iter()
+            .flat_map(|l| l.ipv4.iter().chain(&l.ipv6))
+            .map(|a| xvs_conntrack::Addr::from(a.addr));
+        if let Err(e) = steering.replace_locals(locals) {
+            eprintln!("xvsd: steering local addresses: {e}");
         }
     }
 }

@@ -6,7 +6,8 @@
 //! persistence engines (`--pe`), GUE/GRE tunnels.
 
 use xvs_conntrack::{Addr, Af, Proto};
-use xvs_ctl::{Command, DestOpts, ServiceOpts, SvcKey, TunType};
+use xvs_ctl::{Command, DestOpts, HealthCheck, ServiceOpts, SvcKey, TunType};
+use xvs_health::{Check, Timing};
 
 use crate::director::{DestConf, Director, ServiceConf};
 use crate::service::{Persistence, SvcAddr};
@@ -97,6 +98,14 @@ pub fn dest_conf(k: &SvcKey, d: &DestOpts) -> Result<DestConf, String> {
     })
 }
 
+/// A real server's health check, as the director keeps it.
+fn check(d: &DestOpts) -> Option<(Check, Timing)> {
+    match &d.check {
+        Some(HealthCheck::On { check, timing }) => Some((check.clone(), *timing)),
+        Some(HealthCheck::Off) | None => None,
+    }
+}
+
 /// The ipvsadm settings of a real server.
 pub fn dest_opts(d: &DestConf) -> DestOpts {
     DestOpts {
@@ -105,6 +114,19 @@ pub fn dest_opts(d: &DestConf) -> DestOpts {
         upper: d.upper,
         lower: d.lower,
         ..DestOpts::new(d.addr.to_ip(), d.port)
+    }
+}
+
+/// A real server's settings as configured, its health check included.
+pub fn configured_dest(d: &Director, svc: &SvcAddr, dc: &DestConf) -> DestOpts {
+    DestOpts {
+        check: d
+            .check_of(svc, &dc.addr, dc.port)
+            .map(|(c, t)| HealthCheck::On {
+                check: c.clone(),
+                timing: *t,
+            }),
+        ..dest_opts(dc)
     }
 }
 
@@ -117,12 +139,23 @@ fn host_prefix(af: Af) -> u8 {
 }
 
 /// What a batch of changes does besides the director: the last `--set`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SideEffects {
     /// `--set tcp tcpfin udp` (0 keeps a value).
     pub timeouts: Option<(u32, u32, u32)>,
     /// `-Z` of one service (`Some(Some(k))`) or all (`Some(None)`).
     pub zero: Option<Option<SvcKey>>,
+    /// `--start-daemon` / `--stop-daemon`, in order.
+    pub daemons: Vec<DaemonChange>,
+}
+
+/// A sync daemon to start or stop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaemonChange {
+    /// `--start-daemon`.
+    Start(xvs_ctl::DaemonOpts),
+    /// `--stop-daemon`.
+    Stop(xvs_ctl::SyncState),
 }
 
 /// Applies one change command to `d`; other commands (listings, save...)
@@ -135,23 +168,44 @@ pub fn apply(d: &mut Director, cmd: &Command, fx: &mut SideEffects) -> Result<()
         e => e.to_string(),
     };
     match cmd {
-        Command::AddService { svc, opts } => d
-            .add_service(svc_addr(svc), service_conf(svc, opts)?)
-            .map_err(err),
-        Command::EditService { svc, opts } => d
-            .edit_service(&svc_addr(svc), service_conf(svc, opts)?)
-            .map_err(err),
+        Command::AddService { svc, opts } => {
+            let a = svc_addr(svc);
+            d.add_service(a, service_conf(svc, opts)?).map_err(err)?;
+            d.set_policy(&a, opts.health.clone()).map_err(err)
+        }
+        Command::EditService { svc, opts } => {
+            let a = svc_addr(svc);
+            d.edit_service(&a, service_conf(svc, opts)?).map_err(err)?;
+            // Without --health the policy stays as it was.
+            match &opts.health {
+                Some(p) => d.set_policy(&a, Some(p.clone())).map_err(err),
+                None => Ok(()),
+            }
+        }
         Command::DelService { svc } => d.del_service(&svc_addr(svc)).map_err(err),
         Command::Clear => {
             d.clear();
             Ok(())
         }
-        Command::AddDest { svc, dest } => d
-            .add_dest(&svc_addr(svc), dest_conf(svc, dest)?)
-            .map_err(dest_err),
-        Command::EditDest { svc, dest } => d
-            .edit_dest(&svc_addr(svc), dest_conf(svc, dest)?)
-            .map_err(dest_err),
+        Command::AddDest { svc, dest } => {
+            let a = svc_addr(svc);
+            let c = dest_conf(svc, dest)?;
+            d.add_dest(&a, c).map_err(dest_err)?;
+            d.set_check(&a, &c.addr, c.port, check(dest))
+                .map_err(dest_err)
+        }
+        Command::EditDest { svc, dest } => {
+            let a = svc_addr(svc);
+            let c = dest_conf(svc, dest)?;
+            d.edit_dest(&a, c).map_err(dest_err)?;
+            // Without --check the check stays as it was.
+            match dest.check {
+                Some(_) => d
+                    .set_check(&a, &c.addr, c.port, check(dest))
+                    .map_err(dest_err),
+                None => Ok(()),
+            }
+        }
         Command::DelDest { svc, addr, port } => d
             .del_dest(&svc_addr(svc), &Addr::from(*addr), *port)
             .map_err(dest_err),
@@ -169,8 +223,13 @@ pub fn apply(d: &mut Director, cmd: &Command, fx: &mut SideEffects) -> Result<()
             Ok(())
         }
         Command::DryRun(inner) => apply(d, inner, fx),
-        Command::StartDaemon(_) | Command::StopDaemon { .. } => {
-            Err("connection sync is not supported by xvs yet".into())
+        Command::StartDaemon(o) => {
+            fx.daemons.push(DaemonChange::Start(o.clone()));
+            Ok(())
+        }
+        Command::StopDaemon { state, .. } => {
+            fx.daemons.push(DaemonChange::Stop(*state));
+            Ok(())
         }
         other => Err(format!("{} is not a change", other.option())),
     }
@@ -184,12 +243,15 @@ pub fn to_commands(d: &Director) -> Vec<Command> {
         let svc = svc_key(addr);
         out.push(Command::AddService {
             svc,
-            opts: service_opts(&svc, conf),
+            opts: ServiceOpts {
+                health: d.policy(addr).cloned(),
+                ..service_opts(&svc, conf)
+            },
         });
         for (_, dc) in dests {
             out.push(Command::AddDest {
                 svc,
-                dest: dest_opts(dc),
+                dest: configured_dest(d, addr, dc),
             });
         }
     }
@@ -215,6 +277,9 @@ mod tests {
 -a -u [2001:db8::50]:53 -r [2001:db8:2::20]:5353 -m -w 1
 -A -f 7 -s sh -b flag-1
 -a -f 7 -r 10.0.0.20:0 -i -w 3
+-A -t 192.0.2.51:443 -s wlc --health quorum=2,hysteresis=1,sorry=192.0.2.99:443,inhibit
+-a -t 192.0.2.51:443 -r 192.0.2.20:443 -g -w 1 --check tcp
+-a -t 192.0.2.51:443 -r 192.0.2.30:443 -g -w 1 --check 'http:port=8080,path=/healthz' --check-timing interval=2s,timeout=1s,rise=1,fall=2
 ";
         let cmds = parse_restore(text).unwrap();
         let mut d = Director::new(Arc::new(DestTable::new(16)));

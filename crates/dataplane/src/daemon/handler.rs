@@ -48,7 +48,7 @@ impl Handler for CtlHandler {
             },
             Request::GetConnections => Response::Connections(self.control.lock().connections()),
             Request::GetTimeouts => Response::Timeouts(self.control.lock().timeouts()),
-            Request::GetDaemons => Response::Daemons(Vec::new()),
+            Request::GetDaemons => Response::Daemons(self.control.lock().daemons()),
         }
     }
 }

@@ -24,6 +24,8 @@
 mod control;
 pub mod convert;
 mod handler;
+mod health;
+mod sync;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,6 +78,8 @@ pub struct Options {
     pub max_dests: usize,
     /// `sloppy_tcp`.
     pub sloppy_tcp: bool,
+    /// The connection-sync secret's file (`--sync-key-file`).
+    pub sync_key_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -93,6 +97,7 @@ impl Default for Options {
             max_conns: 1 << 20,
             max_dests: 4096,
             sloppy_tcp: false,
+            sync_key_file: None,
         }
     }
 }
@@ -217,6 +222,12 @@ impl Daemon {
             links.clone(),
             clock,
         );
+        if let Some(path) = &opts.sync_key_file {
+            let key = xvs_sync::Key::from_file(path).map_err(|e| {
+                DaemonError::Usage(format!("--sync-key-file {}: {e}", path.display()))
+            })?;
+            control.set_sync_key(key);
+        }
         if let Some(path) = &opts.config {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| DaemonError::Config {
@@ -308,7 +319,7 @@ impl Daemon {
             );
             w.prime()
                 .map_err(|e| setup(format!("fill ring of worker {q}"))(&e))?;
-            ctl.add_worker(w.stats());
+            ctl.add_worker(w.stats(), w.sync_tap());
             io.push(w.io_stats());
             let core = (!opts.cores.is_empty()).then(|| opts.cores[q as usize % opts.cores.len()]);
             let stop = Arc::clone(&stop);
