@@ -531,6 +531,7 @@ fn ecmp_withdrawal(what: &str, sched: &str, extra: &[&str]) -> Option<(usize, us
         lab.ecmp().map_or("no router", |e| match e {
             xvs_lab::Ecmp::Resilient => "resilient nexthop group",
             xvs_lab::Ecmp::Multipath => "multipath route",
+            xvs_lab::Ecmp::Bgp => "BGP",
         }),
         if extra.is_empty() { "" } else { " " },
         extra.join(" "),

@@ -19,7 +19,8 @@
 //!   ([`TopologyBuilder::directors`], [`TopologyBuilder::router`],
 //!   [`Topology::withdraw_director`]).
 //! - [`keepalived`]: keepalived (VRRP) in a director's namespace, from the
-//!   committed `deploy/keepalived/` configuration, as a guard.
+//!   committed `deploy/keepalived/` configuration, as a guard; [`bird`]:
+//!   BIRD (BGP) on the router and the directors from `deploy/bird/`.
 //! - [`EchoServer`] (and the `xvs-echo` binary): the real servers' HTTP and
 //!   UDP service, naming the server in every answer; `GET /bytes/N` serves
 //!   a checkable [`pattern`].
@@ -52,6 +53,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bird;
 pub mod client;
 pub mod decap;
 pub mod echo;

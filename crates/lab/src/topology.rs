@@ -110,6 +110,10 @@ pub enum Ecmp {
     /// range per director, and taking one out shifts the ranges, which can
     /// move flows between the remaining directors (not with two).
     Multipath,
+    /// No VIP route from the lab: BGP puts it there (BIRD on the router
+    /// and the directors, see [`crate::bird`]), as a multipath route; a
+    /// director withdraws itself with `birdc`.
+    Bgp,
 }
 
 /// The LVS forwarding method a topology is wired for.
@@ -431,7 +435,10 @@ impl TopologyBuilder {
                     h.add_route("default", inside.addr(f))?;
                 }
             }
-            let members: Vec<usize> = (0..lab.directors.len()).collect();
+            let members: Vec<usize> = match self.ecmp {
+                Ecmp::Bgp => Vec::new(),
+                _ => (0..lab.directors.len()).collect(),
+            };
             let kind = match lab.program_ecmp(self.ecmp, &members) {
                 Err(e) if e.is_unsupported() && self.ecmp == Ecmp::Resilient => {
                     eprintln!(
@@ -829,8 +836,8 @@ impl Topology {
         self.ecmp.as_ref().map(|e| e.kind)
     }
 
-    /// The directors (indices from 0) the router currently sends VIP
-    /// traffic to.
+    /// The directors (indices from 0) the lab currently routes VIP traffic
+    /// to (none with [`Ecmp::Bgp`], where BGP decides).
     pub fn ecmp_members(&self) -> Vec<usize> {
         self.ecmp
             .as_ref()
@@ -921,6 +928,11 @@ impl Topology {
         let ecmp = self.ecmp.as_ref().ok_or_else(|| {
             LabError::Invalid("this lab has no router (builder.router(true))".into())
         })?;
+        if ecmp.kind == Ecmp::Bgp {
+            return Err(LabError::Invalid(
+                "BGP routes this lab: a director withdraws itself (birdc disable)".into(),
+            ));
+        }
         if k >= self.directors.len() {
             return Err(LabError::Invalid(format!(
                 "director {k} of {}",
@@ -949,6 +961,9 @@ impl Topology {
     /// Points the router's VIP routes at directors `members` (indices).
     fn program_ecmp(&self, kind: Ecmp, members: &[usize]) -> Result<()> {
         let router = self.need_router()?;
+        if kind == Ecmp::Bgp {
+            return Ok(());
+        }
         for family in Family::ALL {
             let (fam, vip, base, group) = match family {
                 Family::V4 => ("-4", format!("{}/32", self.vip.0), NH_V4, NH_GROUP_V4),
@@ -995,6 +1010,7 @@ impl Topology {
                     ])?;
                     router.ip(&[fam, "route", "replace", &vip, "nhid", &group])?;
                 }
+                Ecmp::Bgp => {}
                 Ecmp::Multipath => {
                     let mut args: Vec<String> =
                         vec![fam.into(), "route".into(), "replace".into(), vip.clone()];
@@ -1201,6 +1217,7 @@ impl Topology {
             let kind = match kind {
                 Ecmp::Resilient => "resilient",
                 Ecmp::Multipath => "multipath",
+                Ecmp::Bgp => "bgp",
             };
             v.push(("XVS_ECMP".into(), kind.into()));
         }

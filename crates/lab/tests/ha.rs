@@ -5,6 +5,8 @@
 //!   the router's ECMP group spreads flows by their L4 tuple over the
 //!   directors (each director's kernel answers here, naming itself), and a
 //!   withdrawal moves only the withdrawn director's flows;
+//! - BIRD from `deploy/bird/`: BGP builds the router's ECMP route, a
+//!   director withdraws itself with birdc, a dead one by the hold timer;
 //! - keepalived from `deploy/keepalived/`: the VIP goes to the preferred
 //!   director, moves to the other when the first one is cut off, the
 //!   client follows the gratuitous ARP / unsolicited NA, and the committed
@@ -378,4 +380,138 @@ fn keepalived_moves_the_vip_when_the_master_is_cut_off() {
     );
     drop(keepalived);
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+fn routes_to(router: &xvs_lab::Host, vip: IpAddr) -> Vec<String> {
+    let fam = if vip.is_ipv4() { "-4" } else { "-6" };
+    let out = router
+        .ip(&[fam, "route", "show", &vip.to_string()])
+        .unwrap_or_default();
+    out.split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .map(|w| w[1].to_owned())
+        .collect()
+}
+
+/// The committed BIRD configurations do the ECMP job: each director
+/// announces the VIPs, the router installs them over both; `birdc
+/// disable` withdraws one director (its flows end, the other's go on); a
+/// director cut off the segment is withdrawn when the hold timer expires.
+#[test]
+fn bgp_from_the_committed_bird_configs_spreads_and_withdraws() {
+    use xvs_lab::bird::Bird;
+    let what = "bgp_from_the_committed_bird_configs_spreads_and_withdraws";
+    if !ready(what, &["ethtool", "bird", "birdc"]) {
+        return;
+    }
+    let Some(lab) = or_skip(
+        what,
+        Topology::builder(Mode::Dr)
+            .real_servers(1)
+            .directors(2)
+            .router(true)
+            .ecmp(Ecmp::Bgp)
+            .build(),
+    ) else {
+        return;
+    };
+    let router = lab.router().unwrap();
+    let d_addr = |k: usize, f: Family| lab.directors()[k].addr(f).to_string();
+    for f in Family::ALL {
+        assert!(routes_to(router, lab.vip(f)).is_empty(), "no route yet");
+    }
+    let _servers: Vec<EchoServer> = lab
+        .directors()
+        .iter()
+        .map(|d| EchoServer::start_in(d, &EchoConfig::wildcard(d.role(), HTTP, 0)).unwrap())
+        .collect();
+    let t0 = Instant::now();
+    let birds = [
+        Bird::router(&lab).unwrap(),
+        Bird::director(&lab, 0).unwrap(),
+        Bird::director(&lab, 1).unwrap(),
+    ];
+    birds[0].wait_established(Duration::from_secs(20)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for f in Family::ALL {
+        let want = vec![d_addr(0, f), d_addr(1, f)];
+        while routes_to(router, lab.vip(f)) != want {
+            assert!(
+                Instant::now() < deadline,
+                "{f:?}: {:?}",
+                routes_to(router, lab.vip(f))
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    println!(
+        "BGP: both directors' VIP routes on the router {:.1} s after BIRD started",
+        t0.elapsed().as_secs_f64()
+    );
+    let director = |name: &str| lab.directors().iter().position(|d| d.role() == name);
+    let mut flows = Vec::new();
+    for family in Family::ALL {
+        let vip = lab.vip_addr(family, HTTP);
+        let mut seen = [0usize; 2];
+        for _ in 0..30 {
+            let mut c = lab
+                .client()
+                .http_connect(vip, Duration::from_secs(3))
+                .unwrap();
+            let name = c.get("/", Duration::from_secs(3)).unwrap().text();
+            let d = director(name.trim()).unwrap();
+            seen[d] += 1;
+            flows.push((d, c));
+        }
+        assert!(seen.iter().all(|n| *n > 3), "{family:?}: {seen:?}");
+    }
+
+    // Maintenance on d2: it withdraws the VIPs.
+    let t0 = Instant::now();
+    birds[2].birdc("disable \"vip*\"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for f in Family::ALL {
+        while routes_to(router, lab.vip(f)) != [d_addr(0, f)] {
+            assert!(Instant::now() < deadline, "{f:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let withdrawn = t0.elapsed();
+    for (d, c) in &mut flows {
+        let r = c.get("/", Duration::from_secs(3));
+        match (*d, r) {
+            (0, Ok(r)) => assert_eq!(r.text().trim(), "director"),
+            (0, Err(e)) => panic!("a flow of d1 broke: {e}"),
+            (_, Ok(r)) => panic!("a flow of d2 still answered: {}", r.text()),
+            (_, Err(_)) => {}
+        }
+    }
+    birds[2].birdc("enable \"vip*\"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while routes_to(router, lab.vip(Family::V4)).len() != 2 {
+        assert!(Instant::now() < deadline, "d2 announced again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // d1 dies (cut off the segment): the router's hold timer (3 s)
+    // withdraws it.
+    let t0 = Instant::now();
+    lab.unplug_director(0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    for f in Family::ALL {
+        while routes_to(router, lab.vip(f)) != [d_addr(1, f)] {
+            assert!(Instant::now() < deadline, "{f:?}: d1 still routed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let dead = t0.elapsed();
+    println!(
+        "BGP: withdrawal (birdc disable) in the router's table after {:.0} ms; \
+         a director cut off withdrawn after {:.2} s (hold time 3 s)",
+        withdrawn.as_secs_f64() * 1e3,
+        dead.as_secs_f64()
+    );
+    assert!(dead <= Duration::from_secs(4), "{dead:?}");
 }
