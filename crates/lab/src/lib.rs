@@ -63,6 +63,7 @@ pub mod netns;
 pub mod pattern;
 pub mod topology;
 
+pub use bird::Bird;
 pub use client::{DEFAULT_TIMEOUT, HttpConn, HttpResponse};
 pub use decap::decap_object;
 pub use echo::{EchoConfig, EchoServer};
