@@ -14,6 +14,11 @@ command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# keepalived: VRRP between two directors in the HA tests (crates/lab
+# keepalived module, crates/dataplane/tests/ha_e2e.rs); bird2: BGP from
+# the directors to the lab's router (crates/lab/tests/ha.rs).
+command -v keepalived >/dev/null 2>&1 || need_apt+=(keepalived)
+command -v bird >/dev/null 2>&1 || need_apt+=(bird2)
 # crates/dataplane: clang and the BPF headers of libbpf-dev build the XDP
 # steering program (build.rs); tests/xsk_veth.rs also pings.
 [ -e /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)

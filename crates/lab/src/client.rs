@@ -58,89 +58,163 @@ impl HttpResponse {
 /// calling thread's namespace. `timeout` bounds the connect and every read
 /// and write.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<HttpResponse> {
-    let ctx = |what: &str| format!("HTTP {what} {addr}{path}");
-    let stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| LabError::io(ctx("connect to"), e))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| LabError::io(ctx("timeouts for"), e))?;
-    let local = stream
-        .local_addr()
-        .map_err(|e| LabError::io(ctx("local address for"), e))?;
-    let host = match addr {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: xvs-lab\r\nConnection: close\r\n\r\n"
-    );
-    (&stream)
-        .write_all(request.as_bytes())
-        .map_err(|e| LabError::io(ctx("send to"), e))?;
-    let mut reader = BufReader::new(&stream);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| LabError::io(ctx("read status from"), e))?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .filter(|_| line.starts_with("HTTP/1."))
-        .ok_or_else(|| LabError::Protocol(format!("bad status line {line:?} from {addr}")))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| LabError::io(ctx("read header from"), e))?;
-        let h = line.trim_end_matches(['\r', '\n']);
-        if n == 0 {
-            return Err(LabError::Protocol(format!("truncated head from {addr}")));
-        }
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h
-            .split_once(':')
-            .ok_or_else(|| LabError::Protocol(format!("bad header {h:?} from {addr}")))?;
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    let mut conn = HttpConn::connect(addr, timeout)?;
+    conn.send(path, false)?;
+    conn.read_response(timeout, true)
+}
+
+/// An HTTP/1.1 keep-alive connection: requests one after the other on the
+/// same TCP connection, as a long-lived client flow through a director.
+///
+/// Sending and reading are separate, so that a test can send on many
+/// connections at once and then collect the answers against one deadline.
+#[derive(Debug)]
+pub struct HttpConn {
+    reader: BufReader<TcpStream>,
+    addr: SocketAddr,
+    local: SocketAddr,
+}
+
+impl HttpConn {
+    /// Connects to `addr` from the calling thread's namespace (the socket
+    /// stays in that namespace whichever thread uses it later).
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<HttpConn> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| LabError::io(format!("HTTP connect to {addr}"), e))?;
+        let local = stream
+            .local_addr()
+            .map_err(|e| LabError::io(format!("local address for {addr}"), e))?;
+        let _ = stream.set_nodelay(true);
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| LabError::io(format!("timeouts for {addr}"), e))?;
+        Ok(HttpConn {
+            reader: BufReader::new(stream),
+            addr,
+            local,
+        })
     }
-    let length = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.parse::<u64>())
-        .transpose()
-        .map_err(|_| LabError::Protocol(format!("bad Content-Length from {addr}")))?;
-    let mut body = Vec::new();
-    match length {
-        Some(n) => {
-            body.reserve(n.min(1 << 30) as usize);
-            reader
-                .by_ref()
-                .take(n)
-                .read_to_end(&mut body)
-                .map_err(|e| LabError::io(ctx("read body from"), e))?;
-            if body.len() as u64 != n {
+
+    /// The client's end of the connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The server's end (the VIP).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends `GET path`, asking to keep the connection open.
+    pub fn send_get(&mut self, path: &str) -> Result<()> {
+        self.send(path, true)
+    }
+
+    fn send(&mut self, path: &str, keep_alive: bool) -> Result<()> {
+        let host = match self.addr {
+            SocketAddr::V4(a) => a.to_string(),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
+        let conn = if keep_alive { "keep-alive" } else { "close" };
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: xvs-lab\r\nConnection: {conn}\r\n\r\n"
+        );
+        self.reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .map_err(|e| LabError::io(format!("HTTP send to {}{path}", self.addr), e))
+    }
+
+    /// Reads the answer to the request sent last, waiting at most
+    /// `timeout` for each read.
+    pub fn read(&mut self, timeout: Duration) -> Result<HttpResponse> {
+        self.read_response(timeout, false)
+    }
+
+    /// [`HttpConn::send_get`] then [`HttpConn::read`].
+    pub fn get(&mut self, path: &str, timeout: Duration) -> Result<HttpResponse> {
+        self.send_get(path)?;
+        self.read(timeout)
+    }
+
+    /// Reads one answer; without a `Content-Length` the body runs to the
+    /// end of the stream when `to_eof` allows it.
+    fn read_response(&mut self, timeout: Duration, to_eof: bool) -> Result<HttpResponse> {
+        let addr = self.addr;
+        let ctx = |what: &str| format!("HTTP {what} {addr}");
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .map_err(|e| LabError::io(ctx("timeouts for"), e))?;
+        let reader = &mut self.reader;
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| LabError::io(ctx("read status from"), e))?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .filter(|_| line.starts_with("HTTP/1."))
+            .ok_or_else(|| LabError::Protocol(format!("bad status line {line:?} from {addr}")))?;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| LabError::io(ctx("read header from"), e))?;
+            let h = line.trim_end_matches(['\r', '\n']);
+            if n == 0 {
+                return Err(LabError::Protocol(format!("truncated head from {addr}")));
+            }
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| LabError::Protocol(format!("bad header {h:?} from {addr}")))?;
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        let length = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse::<u64>())
+            .transpose()
+            .map_err(|_| LabError::Protocol(format!("bad Content-Length from {addr}")))?;
+        let mut body = Vec::new();
+        match length {
+            Some(n) => {
+                body.reserve(n.min(1 << 30) as usize);
+                reader
+                    .by_ref()
+                    .take(n)
+                    .read_to_end(&mut body)
+                    .map_err(|e| LabError::io(ctx("read body from"), e))?;
+                if body.len() as u64 != n {
+                    return Err(LabError::Protocol(format!(
+                        "body of {} bytes from {addr}, {n} announced",
+                        body.len()
+                    )));
+                }
+            }
+            None if to_eof => {
+                reader
+                    .read_to_end(&mut body)
+                    .map_err(|e| LabError::io(ctx("read body from"), e))?;
+            }
+            None => {
                 return Err(LabError::Protocol(format!(
-                    "body of {} bytes from {addr}, {n} announced",
-                    body.len()
+                    "keep-alive answer without Content-Length from {addr}"
                 )));
             }
         }
-        None => {
-            reader
-                .read_to_end(&mut body)
-                .map_err(|e| LabError::io(ctx("read body from"), e))?;
-        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+            local: self.local,
+        })
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-        local,
-    })
 }
 
 /// Sends `payload` in one UDP datagram to `to` from an ephemeral port and
@@ -310,6 +384,11 @@ impl Netns {
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
+    }
+
+    /// [`HttpConn::connect`] from inside this namespace.
+    pub fn http_connect(&self, addr: SocketAddr, timeout: Duration) -> Result<HttpConn> {
+        self.run(|| HttpConn::connect(addr, timeout))?
     }
 
     /// [`udp_request`] from inside this namespace.

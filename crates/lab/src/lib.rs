@@ -14,11 +14,17 @@
 //! - [`Topology`]: the DR, NAT and TUN set-ups, IPv4 and IPv6 together, with
 //!   fixed addresses and MACs (table in [`topology`]), plus two kernel
 //!   baselines on the NAT set-up for benchmarks: plain forwarding and
-//!   nftables DNAT.
+//!   nftables DNAT. DR and TUN take several directors on the segment and a
+//!   router in front with an ECMP route to the VIP over them
+//!   ([`TopologyBuilder::directors`], [`TopologyBuilder::router`],
+//!   [`Topology::withdraw_director`]).
+//! - [`keepalived`]: keepalived (VRRP) in a director's namespace, from the
+//!   committed `deploy/keepalived/` configuration, as a guard; [`bird`]:
+//!   BIRD (BGP) on the router and the directors from `deploy/bird/`.
 //! - [`EchoServer`] (and the `xvs-echo` binary): the real servers' HTTP and
 //!   UDP service, naming the server in every answer; `GET /bytes/N` serves
 //!   a checkable [`pattern`].
-//! - [`client`]: HTTP GET, UDP request/answer and raw IP packets (IP-in-IP
+//! - [`client`]: HTTP GET (one-shot, or keep-alive with [`HttpConn`]), UDP request/answer and raw IP packets (IP-in-IP
 //!   built by [`client::ip_in_ip`]) from inside a namespace.
 //! - [`decap`]: the XDP program that lets a real server here take TUN
 //!   traffic although the kernel has no `ipip` module.
@@ -47,20 +53,24 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bird;
 pub mod client;
 pub mod decap;
 pub mod echo;
 mod error;
+pub mod keepalived;
 pub mod netns;
 pub mod pattern;
 pub mod topology;
 
-pub use client::{DEFAULT_TIMEOUT, HttpResponse};
+pub use bird::Bird;
+pub use client::{DEFAULT_TIMEOUT, HttpConn, HttpResponse};
 pub use decap::decap_object;
 pub use echo::{EchoConfig, EchoServer};
 pub use error::{LabError, Result};
+pub use keepalived::{Keepalived, VrrpConfig};
 pub use netns::{MacAddr, Neighbour, Netns, Proc, VethOptions, cleanup_stale, veth};
-pub use topology::{Family, Host, Iface, Mode, Topology, TopologyBuilder};
+pub use topology::{Ecmp, Family, Host, Iface, Mode, Topology, TopologyBuilder};
 
 /// True when the environment says this is CI (`CI=true` or `CI=1`): a lab
 /// that cannot run is then a failure, not a skip.

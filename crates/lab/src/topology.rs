@@ -8,6 +8,15 @@
 //!   rs1 eth0 ─────┤   rs: VIP on lo, arp_ignore=1, arp_announce=2
 //!   rs2 eth0 ─────┘   (TUN: + the decap XDP program on eth0)
 //!
+//! DR / TUN with N directors and a router (high availability, scale-out)
+//!
+//!   client eth0 ── router eth0   router eth1 ──┐
+//!                                director eth0 ┼── br0 (switch ns)
+//!                                director2 eth0┤
+//!                                rs1 eth0 ─────┘
+//!   router: VIP/32 and VIP/128 over an ECMP group of every director
+//!   client, directors, real servers: default routes via the router
+//!
 //! NAT (two arms)
 //!
 //!   client eth0 ── director eth0 (outside, holds the VIP)
@@ -16,30 +25,54 @@
 //!                  director default route via the client (its "router")
 //! ```
 //!
-//! Addresses (`N` = real server index from 1, host octet `10 + 10 N`):
+//! Addresses (`N` = real server index from 1, host octet `10 + 10 N`;
+//! `K` = director index from 1, host octet `9 + K`):
 //!
 //! | role | DR / TUN | NAT |
 //! |---|---|---|
 //! | client eth0 | 192.0.2.1/24, 2001:db8::1/64 | 198.51.100.1/24, 2001:db8:1::1/64 |
 //! | director eth0 | 192.0.2.10/24, 2001:db8::10/64 | 198.51.100.10/24, 2001:db8:1::10/64 |
+//! | director K eth0 | 192.0.2.(9+K)/24, 2001:db8::(9+K)/64 | - |
 //! | VIP (on director eth0) | 192.0.2.50, 2001:db8::50 | 198.51.100.50, 2001:db8:1::50 |
 //! | director eth1 | - | 10.0.0.1/24, 2001:db8:2::1/64 |
 //! | rsN eth0 | 192.0.2.(10+10N)/24, 2001:db8::(10+10N)/64 | 10.0.0.(10+10N)/24, 2001:db8:2::(10+10N)/64 |
 //! | rsN lo | VIP /32 and /128 | - |
 //!
+//! With a router (DR / TUN only), the client moves behind it:
+//!
+//! | role | address |
+//! |---|---|
+//! | client eth0 | 198.51.100.1/24, 2001:db8:1::1/64 |
+//! | router eth0 (client side) | 198.51.100.254/24, 2001:db8:1::254/64 |
+//! | router eth1 (on the segment) | 192.0.2.254/24, 2001:db8::254/64 |
+//!
 //! MACs are fixed: `02:00:00:SS:RR:II` with segment `SS` (00 the DR/TUN
-//! segment or NAT outside, 01 NAT inside), role `RR` (01 client, 02
-//! director, 03 real server) and real server index `II` (hex).
+//! segment or NAT outside, 01 NAT inside, 02 the client-router link), role
+//! `RR` (01 client, 02 director, 03 real server, 04 router) and index `II`
+//! (hex; real server `N`, director `K - 1`, so the first director keeps
+//! `02:00:00:00:02:00`).
 //!
 //! The director holds the VIP on its interface so that the kernel answers
 //! ARP and ND for it; its forwarding stays off: moving VIP traffic is the
 //! job of the userspace director (its XDP program takes the VIP's packets
 //! before the kernel sees them). Clients and real servers have tx checksum
 //! offload off (see [`Netns::tx_checksum_off`]).
+//!
+//! With several directors and no router only the first one gets the VIP
+//! (the active one; `director_vip(false)` leaves it to keepalived, see
+//! [`crate::keepalived`]). With a router, the router reaches the VIP
+//! through the directors' own addresses, as after a BGP announcement: every
+//! director holds the VIP on `lo` with arp_ignore/arp_announce like a real
+//! server, so nobody answers ARP or ND for it on the segment, and
+//! [`Topology::withdraw_director`] takes one out of the ECMP group the way
+//! a BGP withdrawal does. The router hashes flows on their 5-tuple (both
+//! families; see `router_hash_policy` for why that is policy 3 rather than
+//! 1 on veth) over a resilient nexthop group ([`Ecmp`]).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
+use std::sync::Mutex;
 
 use crate::echo::{EchoConfig, EchoServer};
 use crate::error::{LabError, Result};
@@ -47,6 +80,41 @@ use crate::netns::{self, MacAddr, Netns, VethOptions, veth};
 
 /// Most real servers a topology can have (host octets up to .250).
 pub const MAX_REAL_SERVERS: usize = 24;
+
+/// Most directors a topology can have (host octets .10 to .19).
+pub const MAX_DIRECTORS: usize = 10;
+
+/// Host octet of the router on both of its networks.
+const ROUTER_HOST: u8 = 254;
+
+/// Nexthop ids on the router: director `K` is `NH_V4 + K` / `NH_V6 + K`,
+/// the groups `NH_GROUP_V4` / `NH_GROUP_V6`.
+const NH_V4: u32 = 100;
+const NH_V6: u32 = 200;
+const NH_GROUP_V4: u32 = 1000;
+const NH_GROUP_V6: u32 = 1001;
+
+/// Buckets of the resilient nexthop groups.
+const RESILIENT_BUCKETS: u32 = 128;
+
+/// How the router spreads the VIP's flows over the directors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ecmp {
+    /// Nexthop objects in a resilient group (`ip nexthop add id G group
+    /// A/B type resilient`, Linux 5.13+): flows hash to buckets, buckets to
+    /// directors; taking a director out reassigns only its own buckets, so
+    /// the other directors keep every flow they had.
+    Resilient,
+    /// A classic multipath route (`ip route replace VIP nexthop via A
+    /// nexthop via B`), hash-threshold: the hash space is cut into one
+    /// range per director, and taking one out shifts the ranges, which can
+    /// move flows between the remaining directors (not with two).
+    Multipath,
+    /// No VIP route from the lab: BGP puts it there (BIRD on the router
+    /// and the directors, see [`crate::bird`]), as a multipath route; a
+    /// director withdraws itself with `birdc`.
+    Bgp,
+}
 
 /// The LVS forwarding method a topology is wired for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,6 +255,9 @@ pub struct TopologyBuilder {
     checksum_offload: bool,
     decap: Option<bool>,
     director_vip: bool,
+    directors: usize,
+    router: bool,
+    ecmp: Ecmp,
 }
 
 impl TopologyBuilder {
@@ -226,6 +297,30 @@ impl TopologyBuilder {
         self
     }
 
+    /// Number of directors on the segment (default 1, at most
+    /// [`MAX_DIRECTORS`]; DR and TUN only). The first is
+    /// [`Topology::director`]; all are [`Topology::directors`].
+    pub fn directors(mut self, n: usize) -> Self {
+        self.directors = n;
+        self
+    }
+
+    /// Put a router between the client and the segment (default off; DR
+    /// and TUN only): the client moves to its own network behind the
+    /// router, which reaches the VIP over an ECMP group of every director.
+    pub fn router(mut self, on: bool) -> Self {
+        self.router = on;
+        self
+    }
+
+    /// How the router spreads flows (default [`Ecmp::Resilient`], or
+    /// [`Ecmp::Multipath`] where the kernel has no nexthop objects; see
+    /// [`Topology::ecmp`]).
+    pub fn ecmp(mut self, kind: Ecmp) -> Self {
+        self.ecmp = kind;
+        self
+    }
+
     /// Creates the namespaces and wires them. On error everything created
     /// so far is removed.
     pub fn build(self) -> Result<Topology> {
@@ -234,6 +329,17 @@ impl TopologyBuilder {
                 "{} real servers (1..={MAX_REAL_SERVERS})",
                 self.real_servers
             )));
+        }
+        if self.directors == 0 || self.directors > MAX_DIRECTORS {
+            return Err(LabError::Invalid(format!(
+                "{} directors (1..={MAX_DIRECTORS})",
+                self.directors
+            )));
+        }
+        if self.mode == Mode::Nat && (self.directors > 1 || self.router) {
+            return Err(LabError::Invalid(
+                "several directors and the router need the one-segment DR or TUN topology".into(),
+            ));
         }
         netns::require_root()?;
         if let Err(e) = netns::cleanup_stale() {
@@ -252,21 +358,38 @@ impl TopologyBuilder {
     fn build_one_arm(self) -> Result<Topology> {
         let plan = Plan::one_arm();
         let mut lab = self.skeleton(&plan)?;
-        // Wire every host to the bridge.
-        wire(
-            &lab.switch,
-            &mut lab.client,
-            "cli",
-            plan.client.clone(),
-            None,
-        )?;
-        wire(
-            &lab.switch,
-            &mut lab.director,
-            "dir",
-            plan.director.clone(),
-            self.queues,
-        )?;
+        // The client: on the segment, or behind the router.
+        match lab.router.as_mut() {
+            None => wire(
+                &lab.switch,
+                &mut lab.client,
+                "cli",
+                plan.client.clone(),
+                None,
+            )?,
+            Some(router) => {
+                let (cli, out) = (Plan::routed_client(), Plan::router_outside());
+                veth(
+                    &lab.client.ns,
+                    &cli.dev,
+                    &router.ns,
+                    &out.dev,
+                    &VethOptions {
+                        mac_a: Some(cli.mac),
+                        mac_b: Some(out.mac),
+                        ..VethOptions::default()
+                    },
+                )?;
+                lab.client.ifaces.push(cli);
+                router.ifaces.push(out);
+                wire(&lab.switch, router, "rtr", Plan::router_inside(), None)?;
+            }
+        }
+        // Every other host on the bridge.
+        for (k, d) in lab.directors.iter_mut().enumerate() {
+            let port = director_port(k);
+            wire(&lab.switch, d, &port, plan.director_n(k + 1), self.queues)?;
+        }
         for (i, rs) in lab.real_servers.iter_mut().enumerate() {
             let port = rs.role.clone();
             wire(&lab.switch, rs, &port, plan.real_server(i + 1), None)?;
@@ -275,17 +398,64 @@ impl TopologyBuilder {
         let vip4 = IpAddr::V4(plan.vip4);
         let vip6 = IpAddr::V6(plan.vip6);
         configure_iface(&lab.client, &lab.client.ifaces[0])?;
-        configure_iface(&lab.director, &lab.director.ifaces[0])?;
-        if self.director_vip {
-            lab.director.add_addr("eth0", vip4, 32)?;
-            lab.director.add_addr("eth0", vip6, 128)?;
+        for (k, d) in lab.directors.iter().enumerate() {
+            configure_iface(d, &d.ifaces[0])?;
+            if lab.router.is_some() {
+                // Reached through the router's routes, as after a BGP
+                // announcement: the VIP is local but never claimed on the
+                // segment.
+                if self.director_vip {
+                    d.add_loopback_vip(vip4)?;
+                    d.add_loopback_vip(vip6)?;
+                }
+                d.hide_arp("eth0")?;
+            } else if self.director_vip && k == 0 {
+                d.add_addr("eth0", vip4, 32)?;
+                d.add_addr("eth0", vip6, 128)?;
+            }
+            d.ip_forward(false)?;
         }
-        lab.director.ip_forward(false)?;
         for rs in &lab.real_servers {
             configure_iface(rs, &rs.ifaces[0])?;
             rs.add_loopback_vip(vip4)?;
             rs.add_loopback_vip(vip6)?;
             rs.hide_arp("eth0")?;
+        }
+        if let Some(router) = &lab.router {
+            for ifc in &router.ifaces {
+                configure_iface(router, ifc)?;
+            }
+            router.ip_forward(true)?;
+            router_hash_policy(router)?;
+            let outside = &router.ifaces[0];
+            let inside = &router.ifaces[1];
+            for f in Family::ALL {
+                lab.client.add_route("default", outside.addr(f))?;
+                for h in lab.directors.iter().chain(&lab.real_servers) {
+                    h.add_route("default", inside.addr(f))?;
+                }
+            }
+            let members: Vec<usize> = match self.ecmp {
+                Ecmp::Bgp => Vec::new(),
+                _ => (0..lab.directors.len()).collect(),
+            };
+            let kind = match lab.program_ecmp(self.ecmp, &members) {
+                Err(e) if e.is_unsupported() && self.ecmp == Ecmp::Resilient => {
+                    eprintln!(
+                        "xvs-lab: no resilient nexthop groups here ({e}); using a multipath route"
+                    );
+                    lab.program_ecmp(Ecmp::Multipath, &members)?;
+                    Ecmp::Multipath
+                }
+                other => {
+                    other?;
+                    self.ecmp
+                }
+            };
+            lab.ecmp = Some(EcmpState {
+                kind,
+                members: Mutex::new(members),
+            });
         }
         self.finish(&lab)?;
         Ok(lab)
@@ -299,7 +469,7 @@ impl TopologyBuilder {
         veth(
             &lab.client.ns,
             &cli.dev,
-            &lab.director.ns,
+            &lab.directors[0].ns,
             &out.dev,
             &VethOptions {
                 queues: self.queues,
@@ -309,32 +479,38 @@ impl TopologyBuilder {
             },
         )?;
         lab.client.ifaces.push(cli);
-        lab.director.ifaces.push(out);
+        lab.directors[0].ifaces.push(out);
         // Inside: director eth1 and the real servers on the bridge.
         let inside = plan
             .director_inside
             .clone()
             .unwrap_or_else(|| plan.director.clone());
-        wire(&lab.switch, &mut lab.director, "dir", inside, self.queues)?;
+        wire(
+            &lab.switch,
+            &mut lab.directors[0],
+            "dir",
+            inside,
+            self.queues,
+        )?;
         for (i, rs) in lab.real_servers.iter_mut().enumerate() {
             let port = rs.role.clone();
             wire(&lab.switch, rs, &port, plan.real_server(i + 1), None)?;
         }
         configure_iface(&lab.client, &lab.client.ifaces[0])?;
-        configure_iface(&lab.director, &lab.director.ifaces[0])?;
-        configure_iface(&lab.director, &lab.director.ifaces[1])?;
+        configure_iface(&lab.directors[0], &lab.directors[0].ifaces[0])?;
+        configure_iface(&lab.directors[0], &lab.directors[0].ifaces[1])?;
         if self.director_vip {
-            lab.director.add_addr("eth0", IpAddr::V4(plan.vip4), 32)?;
-            lab.director.add_addr("eth0", IpAddr::V6(plan.vip6), 128)?;
+            lab.directors[0].add_addr("eth0", IpAddr::V4(plan.vip4), 32)?;
+            lab.directors[0].add_addr("eth0", IpAddr::V6(plan.vip6), 128)?;
         }
-        lab.director.ip_forward(false)?;
+        lab.directors[0].ip_forward(false)?;
         // The client stands for the clients' router: the director's default
         // routes point at it, so NAT replies leave through a gateway as on
         // a real director.
         let cli = &lab.client.ifaces[0];
-        lab.director.add_route("default", cli.addr(Family::V4))?;
-        lab.director.add_route("default", cli.addr(Family::V6))?;
-        let gw = &lab.director.ifaces[1];
+        lab.directors[0].add_route("default", cli.addr(Family::V4))?;
+        lab.directors[0].add_route("default", cli.addr(Family::V6))?;
+        let gw = &lab.directors[0].ifaces[1];
         let (gw4, gw6) = (gw.addr(Family::V4), gw.addr(Family::V6));
         for rs in &lab.real_servers {
             configure_iface(rs, &rs.ifaces[0])?;
@@ -346,13 +522,25 @@ impl TopologyBuilder {
     }
 
     /// The namespaces, without links: switch (with `br0`), client,
-    /// director, real servers.
+    /// router (if any), directors, real servers.
     fn skeleton(&self, plan: &Plan) -> Result<Topology> {
         let id = netns::next_id();
         let switch = Netns::with_id(&self.role("sw"), id)?;
         switch.add_bridge("br0")?;
         let client = self.host(id, "client", "cli")?;
-        let director = self.host(id, "director", "dir")?;
+        let router = if self.router {
+            Some(self.host(id, "router", "rtr")?)
+        } else {
+            None
+        };
+        let mut directors = Vec::with_capacity(self.directors);
+        for k in 1..=self.directors {
+            directors.push(if k == 1 {
+                self.host(id, "director", "dir")?
+            } else {
+                self.host(id, &format!("director{k}"), &format!("dir{k}"))?
+            });
+        }
         let mut real_servers = Vec::with_capacity(self.real_servers);
         for n in 1..=self.real_servers {
             real_servers.push(self.host(id, &format!("rs{n}"), &format!("rs{n}"))?);
@@ -361,8 +549,10 @@ impl TopologyBuilder {
             mode: self.mode,
             vip: (plan.vip4, plan.vip6),
             client,
-            director,
+            directors,
             real_servers,
+            router,
+            ecmp: None,
             switch,
         })
     }
@@ -400,6 +590,45 @@ impl TopologyBuilder {
             }
         }
         Ok(())
+    }
+}
+
+/// The router hashes flows by their 5-tuple (source and destination
+/// address, protocol, ports), as a router hashing on L4 does with packets
+/// from a wire.
+///
+/// `fib_multipath_hash_policy=1` (L4) is not that on veth: a TCP socket
+/// stamps its packets with a random per-socket hash (`sk_txhash`), veth
+/// hands the same skb to the next namespace with that hash still set, and
+/// policy 1 takes a hash it finds instead of computing one. The router
+/// would then pick a director from the client's random number (which TCP
+/// re-draws after a retransmission timeout, moving the flow) rather than
+/// from the headers. Policy 3 (custom, Linux 5.12+) always dissects the
+/// packet; fields `0x37` are the 5-tuple (IPv6: without the flow label).
+/// Kernels without it get policy 1.
+fn router_hash_policy(router: &Host) -> Result<()> {
+    let custom = router.sysctl(&[
+        ("net.ipv4.fib_multipath_hash_fields", "0x0037"),
+        ("net.ipv4.fib_multipath_hash_policy", "3"),
+        ("net.ipv6.fib_multipath_hash_fields", "0x0037"),
+        ("net.ipv6.fib_multipath_hash_policy", "3"),
+    ]);
+    if let Err(e) = custom {
+        eprintln!("xvs-lab: no custom multipath hash here ({e}); using policy 1 (L4)");
+        router.sysctl(&[
+            ("net.ipv4.fib_multipath_hash_policy", "1"),
+            ("net.ipv6.fib_multipath_hash_policy", "1"),
+        ])?;
+    }
+    Ok(())
+}
+
+/// The bridge port of director `k` (from 0) in the switch namespace.
+fn director_port(k: usize) -> String {
+    if k == 0 {
+        "dir".to_owned()
+    } else {
+        format!("dir{}", k + 1)
     }
 }
 
@@ -490,6 +719,47 @@ impl Plan {
         let idx = n as u8;
         iface("eth0", n4, n6, 10 + 10 * idx, mac(seg, 3, idx))
     }
+
+    /// Director `k` (from 1) of the one-arm segment: host octet `9 + k`,
+    /// MAC index `k - 1` (the first one is [`Plan::director`]).
+    fn director_n(&self, k: usize) -> Iface {
+        let mut d = self.director.clone();
+        if k > 1 {
+            let (n4, n6, seg) = self.rs_net;
+            let idx = (k - 1) as u8;
+            d = iface("eth0", n4, n6, 9 + k as u8, mac(seg, 2, idx));
+        }
+        d
+    }
+
+    /// The client behind the router.
+    fn routed_client() -> Iface {
+        iface("eth0", [198, 51, 100], "2001:db8:1::", 1, mac(2, 1, 0))
+    }
+
+    /// The router's interface toward the client.
+    fn router_outside() -> Iface {
+        iface(
+            "eth0",
+            [198, 51, 100],
+            "2001:db8:1::",
+            ROUTER_HOST,
+            mac(2, 4, 0),
+        )
+    }
+
+    /// The router's interface on the segment.
+    fn router_inside() -> Iface {
+        iface("eth1", [192, 0, 2], "2001:db8::", ROUTER_HOST, mac(0, 4, 0))
+    }
+}
+
+/// The router's ECMP group: how it is built and which directors are in it.
+#[derive(Debug)]
+struct EcmpState {
+    kind: Ecmp,
+    /// Director indices (from 0) currently announced, ascending.
+    members: Mutex<Vec<usize>>,
 }
 
 /// A built LVS lab; dropping it deletes every namespace (also while a
@@ -499,8 +769,10 @@ pub struct Topology {
     mode: Mode,
     vip: (Ipv4Addr, Ipv6Addr),
     client: Host,
-    director: Host,
+    directors: Vec<Host>,
     real_servers: Vec<Host>,
+    router: Option<Host>,
+    ecmp: Option<EcmpState>,
     switch: Netns,
 }
 
@@ -524,6 +796,9 @@ impl Topology {
             checksum_offload: false,
             decap: None,
             director_vip: true,
+            directors: 1,
+            router: false,
+            ecmp: Ecmp::Resilient,
         }
     }
 
@@ -537,9 +812,227 @@ impl Topology {
         &self.client
     }
 
-    /// The director host (where `xvsd` runs).
+    /// The (first) director host (where `xvsd` runs).
     pub fn director(&self) -> &Host {
-        &self.director
+        &self.directors[0]
+    }
+
+    /// Every director, the first one first (see
+    /// [`TopologyBuilder::directors`]).
+    pub fn directors(&self) -> &[Host] {
+        &self.directors
+    }
+
+    /// The router between the client and the segment, if built with
+    /// [`TopologyBuilder::router`].
+    pub fn router(&self) -> Option<&Host> {
+        self.router.as_ref()
+    }
+
+    /// How the router spreads flows over the directors (`None` without a
+    /// router): the kind asked for, or [`Ecmp::Multipath`] when this
+    /// kernel has no resilient nexthop groups.
+    pub fn ecmp(&self) -> Option<Ecmp> {
+        self.ecmp.as_ref().map(|e| e.kind)
+    }
+
+    /// The directors (indices from 0) the lab currently routes VIP traffic
+    /// to (none with [`Ecmp::Bgp`], where BGP decides).
+    pub fn ecmp_members(&self) -> Vec<usize> {
+        self.ecmp
+            .as_ref()
+            .map(|e| lock(&e.members).clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes director `k` (from 0) out of the router's ECMP group for both
+    /// VIPs, as a BGP withdrawal (or a routing daemon seeing its session
+    /// go down) would: new packets of its flows go to the other directors
+    /// at once. With [`Ecmp::Resilient`] only its own flows move. The last
+    /// director cannot be withdrawn.
+    pub fn withdraw_director(&self, k: usize) -> Result<()> {
+        self.set_member(k, false)
+    }
+
+    /// Puts director `k` back into the ECMP group (a new announcement).
+    /// With [`Ecmp::Resilient`] the group's buckets move back to it only as
+    /// they go idle (the kernel's default idle timer, 120 s), so
+    /// established flows stay where they are for that long.
+    pub fn announce_director(&self, k: usize) -> Result<()> {
+        self.set_member(k, true)
+    }
+
+    /// The director (index from 0) the router picks for an IPv4 TCP flow
+    /// from the client's `client_port` to `VIP:vport`: the route lookup its
+    /// forwarding makes for that flow (`ip route get VIP from CLIENT iif
+    /// eth0 ipproto tcp sport .. dport ..`).
+    ///
+    /// IPv4 only: for IPv6 `ip route get` hashes a flow description,
+    /// while forwarding hashes the packet and (policy 3) mixes in an inner
+    /// header hash, so the two disagree; IPv6 flows are placed by watching
+    /// where they land instead.
+    pub fn ecmp_route(&self, client_port: u16, vport: u16) -> Result<usize> {
+        let router = self.need_router()?;
+        let vip = self.vip(Family::V4).to_string();
+        let from = self.client.addr(Family::V4).to_string();
+        let (sport, dport) = (client_port.to_string(), vport.to_string());
+        let out = router.ip(&[
+            "-4", "route", "get", &vip, "from", &from, "iif", "eth0", "ipproto", "tcp", "sport",
+            &sport, "dport", &dport,
+        ])?;
+        let via = out
+            .split_whitespace()
+            .skip_while(|w| *w != "via")
+            .nth(1)
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .ok_or_else(|| LabError::Protocol(format!("no gateway in {out:?}")))?;
+        self.directors
+            .iter()
+            .position(|d| d.addr(Family::V4) == via)
+            .ok_or_else(|| LabError::Protocol(format!("{via} is not a director ({out:?})")))
+    }
+
+    /// Cuts director `k` (from 0) off the segment: its bridge port goes
+    /// down, so its interface loses carrier. Seen from the network this is
+    /// a director that died (power loss, kernel panic, cable pulled): it
+    /// sends nothing more, answers no ARP, and its processes never learn
+    /// the VIP is gone. [`Topology::plug_director`] undoes it.
+    pub fn unplug_director(&self, k: usize) -> Result<()> {
+        self.director_port_state(k, "down")
+    }
+
+    /// Puts director `k`'s bridge port back up.
+    pub fn plug_director(&self, k: usize) -> Result<()> {
+        self.director_port_state(k, "up")
+    }
+
+    fn director_port_state(&self, k: usize, state: &str) -> Result<()> {
+        if k >= self.directors.len() || self.mode == Mode::Nat {
+            return Err(LabError::Invalid(format!(
+                "no director {k} on the segment of this {} lab",
+                self.mode
+            )));
+        }
+        self.switch
+            .ip(&["link", "set", &director_port(k), state])
+            .map(drop)
+    }
+
+    fn need_router(&self) -> Result<&Host> {
+        self.router.as_ref().ok_or_else(|| {
+            LabError::Invalid("this lab has no router (builder.router(true))".into())
+        })
+    }
+
+    fn set_member(&self, k: usize, on: bool) -> Result<()> {
+        let ecmp = self.ecmp.as_ref().ok_or_else(|| {
+            LabError::Invalid("this lab has no router (builder.router(true))".into())
+        })?;
+        if ecmp.kind == Ecmp::Bgp {
+            return Err(LabError::Invalid(
+                "BGP routes this lab: a director withdraws itself (birdc disable)".into(),
+            ));
+        }
+        if k >= self.directors.len() {
+            return Err(LabError::Invalid(format!(
+                "director {k} of {}",
+                self.directors.len()
+            )));
+        }
+        let mut members = lock(&ecmp.members);
+        let mut next = members.clone();
+        next.retain(|m| *m != k);
+        if on {
+            next.push(k);
+            next.sort_unstable();
+        }
+        if next.is_empty() {
+            return Err(LabError::Invalid(
+                "the last director of the ECMP group cannot be withdrawn".into(),
+            ));
+        }
+        if next != *members {
+            self.program_ecmp(ecmp.kind, &next)?;
+            *members = next;
+        }
+        Ok(())
+    }
+
+    /// Points the router's VIP routes at directors `members` (indices).
+    fn program_ecmp(&self, kind: Ecmp, members: &[usize]) -> Result<()> {
+        let router = self.need_router()?;
+        if kind == Ecmp::Bgp {
+            return Ok(());
+        }
+        for family in Family::ALL {
+            let (fam, vip, base, group) = match family {
+                Family::V4 => ("-4", format!("{}/32", self.vip.0), NH_V4, NH_GROUP_V4),
+                Family::V6 => ("-6", format!("{}/128", self.vip.1), NH_V6, NH_GROUP_V6),
+            };
+            let gw = |k: usize| self.directors[k].addr(family).to_string();
+            match kind {
+                Ecmp::Resilient => {
+                    // Every director's nexthop exists once; the group lists
+                    // the members. Replacing the group keeps the buckets of
+                    // the directors that stay.
+                    for (k, _) in self.directors.iter().enumerate() {
+                        let id = (base + 1 + k as u32).to_string();
+                        if router.ip(&["nexthop", "get", "id", &id]).is_err() {
+                            router.ip(&[
+                                "nexthop",
+                                "add",
+                                "id",
+                                &id,
+                                "via",
+                                &gw(k),
+                                "dev",
+                                "eth1",
+                            ])?;
+                        }
+                    }
+                    let list = members
+                        .iter()
+                        .map(|k| (base + 1 + *k as u32).to_string())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let (group, buckets) = (group.to_string(), RESILIENT_BUCKETS.to_string());
+                    router.ip(&[
+                        "nexthop",
+                        "replace",
+                        "id",
+                        &group,
+                        "group",
+                        &list,
+                        "type",
+                        "resilient",
+                        "buckets",
+                        &buckets,
+                    ])?;
+                    router.ip(&[fam, "route", "replace", &vip, "nhid", &group])?;
+                }
+                Ecmp::Bgp => {}
+                Ecmp::Multipath => {
+                    let mut args: Vec<String> =
+                        vec![fam.into(), "route".into(), "replace".into(), vip.clone()];
+                    if let [only] = members {
+                        args.extend(["via".into(), gw(*only), "dev".into(), "eth1".into()]);
+                    } else {
+                        for k in members {
+                            args.extend([
+                                "nexthop".into(),
+                                "via".into(),
+                                gw(*k),
+                                "dev".into(),
+                                "eth1".into(),
+                            ]);
+                        }
+                    }
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    router.ip(&args)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The real servers, `rs1` first.
@@ -567,16 +1060,14 @@ impl Topology {
 
     /// The director's interface facing the client (`eth0`).
     pub fn director_outside(&self) -> &Iface {
-        &self.director.ifaces[0]
+        &self.director().ifaces[0]
     }
 
     /// The director's interface facing the real servers (`eth1` in NAT,
     /// `eth0` otherwise).
     pub fn director_inside(&self) -> &Iface {
-        self.director
-            .ifaces
-            .last()
-            .unwrap_or(&self.director.ifaces[0])
+        let d = self.director();
+        d.ifaces.last().unwrap_or(&d.ifaces[0])
     }
 
     /// Starts an in-process echo server ([`EchoServer`]) on every real
@@ -594,7 +1085,7 @@ impl Topology {
     /// the director, so it can reach real servers by their own addresses.
     pub fn enable_kernel_forwarding(&self) -> Result<()> {
         self.need_nat("kernel forwarding")?;
-        self.director.ip_forward(true)?;
+        self.director().ip_forward(true)?;
         let inside = self.director_inside();
         let out = self.director_outside();
         let net4 = Ipv4Addr::from(u32::from(inside.v4.0) & !0xff);
@@ -619,7 +1110,7 @@ impl Topology {
             .map(u16::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        self.director.ip_forward(true)?;
+        self.director().ip_forward(true)?;
         let n = self.real_servers.len();
         let map = |family: Family| -> String {
             self.real_servers
@@ -644,16 +1135,16 @@ impl Topology {
             m4 = map(Family::V4),
             m6 = map(Family::V6),
         );
-        self.director.nft(&rules)
+        self.director().nft(&rules)
     }
 
     /// Undoes the baselines: forwarding off, the lab's nftables table and
     /// the client's inside routes removed, so that the userspace director
     /// can be measured next in the same lab.
     pub fn disable_kernel_director(&self) -> Result<()> {
-        self.director.ip_forward(false)?;
+        self.director().ip_forward(false)?;
         let _ = self
-            .director
+            .director()
             .nft("table inet xvs_lab\ndelete table inet xvs_lab\n");
         if self.mode == Mode::Nat {
             let inside = self.director_inside();
@@ -689,6 +1180,10 @@ impl Topology {
             ("XVS_VIP6".into(), self.vip.1.to_string()),
             ("XVS_SWITCH_NS".into(), self.switch.name().to_owned()),
             ("XVS_RS_COUNT".into(), self.real_servers.len().to_string()),
+            (
+                "XVS_DIRECTOR_COUNT".into(),
+                self.directors.len().to_string(),
+            ),
         ];
         let mut host = |prefix: &str, h: &Host| {
             v.push((format!("{prefix}_NS"), h.name().to_owned()));
@@ -705,10 +1200,33 @@ impl Topology {
             }
         };
         host("XVS_CLIENT", &self.client);
-        host("XVS_DIRECTOR", &self.director);
+        for (k, d) in self.directors.iter().enumerate() {
+            if k == 0 {
+                host("XVS_DIRECTOR", d);
+            } else {
+                host(&format!("XVS_DIRECTOR{}", k + 1), d);
+            }
+        }
+        if let Some(r) = &self.router {
+            host("XVS_ROUTER", r);
+        }
         for (i, rs) in self.real_servers.iter().enumerate() {
             host(&format!("XVS_RS{}", i + 1), rs);
         }
+        if let Some(kind) = self.ecmp() {
+            let kind = match kind {
+                Ecmp::Resilient => "resilient",
+                Ecmp::Multipath => "multipath",
+                Ecmp::Bgp => "bgp",
+            };
+            v.push(("XVS_ECMP".into(), kind.into()));
+        }
         v
     }
+}
+
+/// Locks a mutex, also one a panicking thread left poisoned (the data is a
+/// list of indices, always consistent).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -490,6 +490,42 @@ mod tests {
         assert!(b.iter().all(|&x| (850..1150).contains(&x)), "{b:?}");
     }
 
+    /// Two directors in front of the same real servers (ECMP scale-out,
+    /// or a VRRP pair taking over without sync) must send a flow to the
+    /// same server, so two tables built from the same servers must not
+    /// depend on the order the servers were added in. They do: when two
+    /// destinations want the same free slot in a round, the one earlier in
+    /// the list takes it (`populate`, as the kernel's `ip_vs_mh_populate`
+    /// over `svc->destinations`). Measured: 3 of 65537 slots differ for 2
+    /// servers, 5 for 3, 25 for 10, 319 for 100; directors configured from
+    /// the same file (same order) build the same table. Reported, not
+    /// fixed here (docs/ha.md); `cargo test -p xvs-sched -- --ignored`
+    /// shows it.
+    #[test]
+    #[ignore = "known: the mh table depends on the order real servers were added (docs/ha.md)"]
+    fn table_does_not_depend_on_the_order_servers_were_added() {
+        for n in [2, 3, 10, 100] {
+            let lab = Lab::new(&vec![1; n]);
+            let forward = built(&lab, SchedFlags::NONE);
+            // Added the other way round, into other slots of the second
+            // director's destination table.
+            let mut reversed = lab.infos.clone();
+            reversed.reverse();
+            for (i, d) in reversed.iter_mut().enumerate() {
+                d.id = i as u32;
+            }
+            let mut other = Mh::new(SchedFlags::NONE);
+            other.update(&reversed);
+            let by_addr = |s: &Mh, infos: &[DestInfo]| -> Vec<Option<Addr>> {
+                s.slots().map(|d| d.map(|i| infos[i].addr)).collect()
+            };
+            let a = by_addr(&forward, &lab.infos);
+            let b = by_addr(&other, &reversed);
+            let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+            assert_eq!(differ, 0, "n={n}: {differ} of {} slots differ", a.len());
+        }
+    }
+
     #[test]
     fn table_size_must_be_a_supported_prime() {
         for bad in [0, 1, 4, 4096, 65_536, Mh::MAX_TABLE_SIZE + 1, usize::MAX] {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! xvs-lab up --mode dr --rs 2 [--queues 2] [--tcp 80] [--udp 5353]
-//!            [--baseline forward|nft] [--env-file lab.env]
+//!            [--directors N] [--router] [--baseline forward|nft] [--env-file lab.env]
 //! xvs-lab demo [--xvsd PATH] [--xvsadm PATH]
 //! xvs-lab cleanup
 //! ```
@@ -50,6 +50,13 @@ enum Cmd {
         /// Queues of the director's veths.
         #[arg(long)]
         queues: Option<u16>,
+        /// Directors on the segment (dr and tun).
+        #[arg(long, default_value_t = 1)]
+        directors: usize,
+        /// A router in front of the segment with an ECMP route to the VIP
+        /// over every director (dr and tun).
+        #[arg(long)]
+        router: bool,
         /// TCP (HTTP) port of the echo servers (0: none).
         #[arg(long, default_value_t = 80)]
         tcp: u16,
@@ -102,6 +109,8 @@ fn run(args: Args) -> Result<(), LabError> {
             mode,
             rs,
             queues,
+            directors,
+            router,
             tcp,
             udp,
             baseline,
@@ -115,7 +124,10 @@ fn run(args: Args) -> Result<(), LabError> {
             }
             signals.thread_block()?;
 
-            let mut builder = Topology::builder(mode).real_servers(rs);
+            let mut builder = Topology::builder(mode)
+                .real_servers(rs)
+                .directors(directors)
+                .router(router);
             if let Some(q) = queues {
                 builder = builder.queues(q);
             }
