@@ -422,7 +422,16 @@ fn vrrp_failover(what: &str, sync: bool) -> Option<(usize, usize)> {
         println!("  e.g. {o:?}");
     }
     if sync {
-        let daemons = String::from_utf8_lossy(&x2.xvsadm(&["-L", "--daemon"]).stdout).into_owned();
+        // keepalived runs notify scripts asynchronously.
+        let mut daemons = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            daemons = String::from_utf8_lossy(&x2.xvsadm(&["-L", "--daemon"]).stdout).into_owned();
+            if daemons.starts_with("master sync daemon (mcast=eth0, syncid=50") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert!(
             daemons.starts_with("master sync daemon (mcast=eth0, syncid=50"),
             "d2 became master, its notify script switched the daemon: {daemons}"
@@ -453,7 +462,6 @@ fn vrrp_failover_without_sync_loses_established_flows() {
 /// With connection sync the backup knows every flow: at least 99% of them
 /// go on through d2.
 #[test]
-#[ignore = "needs connection sync (xvsd --sync-key-file, xvsadm --start-daemon); enabled when it lands"]
 fn vrrp_failover_with_sync_keeps_established_flows() {
     let what = "vrrp_failover_with_sync_keeps_established_flows";
     let Some((survived, total)) = vrrp_failover(what, true) else {

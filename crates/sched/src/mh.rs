@@ -130,6 +130,13 @@ impl Mh {
 
     /// Fills the lookup table from the destinations' permutations
     /// (`ip_vs_mh_permutate` + `ip_vs_mh_populate`).
+    ///
+    /// Unlike the kernel, which takes turns in the order the destinations
+    /// were added, turns go by address and port: when two destinations
+    /// want the same free slot in a round, the lower address takes it. So
+    /// two directors with the same real servers build the same table
+    /// whatever order they were configured in (ECMP scale-out and
+    /// failover without sync depend on it).
     fn populate(&mut self, weights: &[i32]) {
         self.table.clear();
         let g = gcd_of_positive(weights.iter().copied());
@@ -143,6 +150,7 @@ impl Mh {
         let shift = fls.saturating_sub(self.weight_bits);
 
         struct Setup {
+            index: u32,
             perm: u64,
             skip: u64,
             turns: u64,
@@ -151,16 +159,22 @@ impl Mh {
             .addrs
             .iter()
             .zip(weights)
-            .map(|(&(addr, port), &w)| {
+            .enumerate()
+            .map(|(index, (&(addr, port), &w))| {
                 let lw = i64::from(w.max(0));
                 let turns = ((lw / g) as u64) >> shift;
                 Setup {
+                    index: index as u32,
                     perm: dest_hash(&addr, port, KEY1) % m,
                     skip: dest_hash(&addr, port, KEY2) % (m - 1).max(1) + 1,
                     turns: if turns > 0 { turns } else { u64::from(lw != 0) },
                 }
             })
             .collect();
+        setup.sort_by_key(|ds| {
+            let (addr, port) = self.addrs[ds.index as usize];
+            (addr.0, port)
+        });
 
         self.table = vec![NONE; self.size as usize];
         let mut filled = 0u64;
@@ -168,7 +182,7 @@ impl Mh {
         // is positive), so every round claims at least one slot.
         while filled < m {
             let before = filled;
-            for (i, ds) in setup.iter_mut().enumerate() {
+            for ds in setup.iter_mut() {
                 for _ in 0..ds.turns {
                     let mut c = ds.perm;
                     while self.table[c as usize] != NONE {
@@ -178,7 +192,7 @@ impl Mh {
                         }
                         c = ds.perm;
                     }
-                    self.table[c as usize] = i as u32;
+                    self.table[c as usize] = ds.index;
                     filled += 1;
                     if filled == m {
                         return;
@@ -493,16 +507,10 @@ mod tests {
     /// Two directors in front of the same real servers (ECMP scale-out,
     /// or a VRRP pair taking over without sync) must send a flow to the
     /// same server, so two tables built from the same servers must not
-    /// depend on the order the servers were added in. They do: when two
-    /// destinations want the same free slot in a round, the one earlier in
-    /// the list takes it (`populate`, as the kernel's `ip_vs_mh_populate`
-    /// over `svc->destinations`). Measured: 3 of 65537 slots differ for 2
-    /// servers, 5 for 3, 25 for 10, 319 for 100; directors configured from
-    /// the same file (same order) build the same table. Reported, not
-    /// fixed here (docs/ha.md); `cargo test -p xvs-sched -- --ignored`
-    /// shows it.
+    /// depend on the order the servers were added in. With the kernel's
+    /// order (the list's), 3 of 65537 slots differed for 2 servers, 5 for
+    /// 3, 25 for 10, 319 for 100; `populate` takes turns by address.
     #[test]
-    #[ignore = "known: the mh table depends on the order real servers were added (docs/ha.md)"]
     fn table_does_not_depend_on_the_order_servers_were_added() {
         for n in [2, 3, 10, 100] {
             let lab = Lab::new(&vec![1; n]);
