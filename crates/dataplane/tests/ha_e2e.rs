@@ -29,160 +29,22 @@
 //! times) for docs/ha.md. Needs root, `ip`, `ethtool` and `keepalived`:
 //! without them the tests print why and pass, except under `CI=true`.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::net::IpAddr;
-use std::path::PathBuf;
+
 use std::time::{Duration, Instant};
 
-use xvs_ctl::client::Client;
-use xvs_ctl::proto::{Request, Response};
-use xvs_ctl::state::Conn;
+use common::{TempDir, Xvsd, xvsadm_bin};
 use xvs_lab::keepalived::{Keepalived, VrrpConfig};
-use xvs_lab::{Family, Host, HttpConn, Mode, Proc, Topology};
+use xvs_lab::{Family, Host, HttpConn, Mode, Topology};
 
-const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
 const HTTP: u16 = 80;
 /// Long-lived client flows per test, half IPv4, half IPv6.
 const FLOWS: usize = 200;
 /// How long a flow may take to answer after the event.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("xvs-ha-{}-{tag}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// xvsd on one director, its log kept; stopped (SIGTERM) on drop.
-struct Xvsd {
-    proc: Option<Proc>,
-    socket: PathBuf,
-    log: PathBuf,
-    dir: TempDir,
-}
-
-impl Xvsd {
-    fn start(host: &Host, config: &str, extra: &[&str]) -> Xvsd {
-        let dir = TempDir::new(host.role());
-        let conf = dir.0.join("xvsd.conf");
-        std::fs::write(&conf, config).unwrap();
-        let socket = dir.0.join("xvsd.sock");
-        let log = dir.0.join("xvsd.log");
-        let (conf_s, sock_s) = (conf.display().to_string(), socket.display().to_string());
-        let mut cmd = host.command(XVSD);
-        cmd.args(["--iface", "eth0", "--config", &conf_s, "--socket", &sock_s])
-            .args(["--ring-size", "512", "--cores", "0-1"])
-            .args(extra)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let proc = Proc::spawn(&mut cmd).unwrap();
-        let mut d = Xvsd {
-            proc: Some(proc),
-            socket,
-            log,
-            dir,
-        };
-        d.wait_ready();
-        d
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let ping = Client::connect(&self.socket).and_then(|mut c| c.call(&Request::Ping));
-            if matches!(ping, Ok(Response::Ok)) {
-                return;
-            }
-            if let Some(Ok(Some(status))) = self.proc.as_mut().map(Proc::try_wait) {
-                panic!("xvsd exited at start: {status}: {}", self.log_text());
-            }
-            assert!(Instant::now() < deadline, "xvsd did not come up: {ping:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn call(&self, req: &Request) -> Response {
-        Client::connect(&self.socket)
-            .and_then(|mut c| c.call(req))
-            .unwrap_or_else(|e| panic!("control socket: {e}"))
-    }
-
-    /// The connection table (what `xvsadm -L -n -c` lists).
-    fn connections(&self) -> Vec<Conn> {
-        match self.call(&Request::GetConnections) {
-            Response::Connections(c) => c,
-            other => panic!("GetConnections: {other:?}"),
-        }
-    }
-
-    /// `xvsadm ARGS` with the binary, against this daemon.
-    fn xvsadm(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(xvsadm_bin())
-            .args(args)
-            .env("XVS_SOCKET", &self.socket)
-            .output()
-            .unwrap()
-    }
-
-    /// Stops xvsd (SIGTERM) and returns the frames its workers passed
-    /// (to the kernel, here: dropped), from the summary it logs at exit:
-    /// TCP segments that matched no connection and could not start one.
-    fn stop_and_passed(mut self) -> u64 {
-        if let Some(p) = self.proc.take() {
-            let status = p.stop(Duration::from_secs(5)).unwrap();
-            assert!(status.success(), "xvsd: {status}: {}", self.log_text());
-        }
-        self.log_text()
-            .lines()
-            .filter_map(|l| {
-                let rest = &l[l.find(" passed ")? + " passed ".len()..];
-                rest.split_whitespace().next()?.parse::<u64>().ok()
-            })
-            .sum()
-    }
-}
-
-impl Drop for Xvsd {
-    fn drop(&mut self) {
-        if let Some(p) = self.proc.take() {
-            let _ = p.stop(Duration::from_secs(3));
-        }
-        if std::thread::panicking() {
-            eprintln!("xvsd log ({}):\n{}", self.dir.0.display(), self.log_text());
-        }
-    }
-}
-
-/// The xvsadm binary of this build (`cargo build -p xvs-ctl`).
-fn xvsadm_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("xvsadm");
-    assert!(
-        bin.is_file(),
-        "{} missing: run `cargo build -p xvs-ctl` first",
-        bin.display()
-    );
-    bin
-}
 
 /// `-A`/`-a` lines: the TCP service on both VIPs, scheduler `sched`,
 /// every real server in DR.
@@ -329,8 +191,8 @@ fn vrrp_failover(what: &str, sync: bool) -> Option<(usize, usize)> {
     };
     let conf = config(&lab, "rr");
     let (d1, d2) = (&lab.directors()[0], &lab.directors()[1]);
-    let x1 = Xvsd::start(d1, &conf, &extra);
-    let x2 = Xvsd::start(d2, &conf, &extra);
+    let x1 = Xvsd::start_on(d1, d1.role(), &conf, &extra);
+    let x2 = Xvsd::start_on(d2, d2.role(), &conf, &extra);
 
     // keepalived on both; with sync the committed notify script switches
     // the sync daemons through the xvsadm binary.
@@ -359,8 +221,7 @@ fn vrrp_failover(what: &str, sync: bool) -> Option<(usize, usize)> {
             .unwrap_or_else(|e| panic!("{f:?} through d1: {e}"));
     }
     if sync {
-        let daemons =
-            |x: &Xvsd| String::from_utf8_lossy(&x.xvsadm(&["-L", "--daemon"]).stdout).into_owned();
+        let daemons = |x: &Xvsd| x.cli(&["-L", "--daemon"]).1;
         wait_for(
             "sync daemons started by keepalived",
             Duration::from_secs(5),
@@ -426,7 +287,7 @@ fn vrrp_failover(what: &str, sync: bool) -> Option<(usize, usize)> {
         let mut daemons = String::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            daemons = String::from_utf8_lossy(&x2.xvsadm(&["-L", "--daemon"]).stdout).into_owned();
+            daemons = x2.cli(&["-L", "--daemon"]).1;
             if daemons.starts_with("master sync daemon (mcast=eth0, syncid=50") {
                 break;
             }
@@ -492,7 +353,7 @@ fn ecmp_withdrawal(what: &str, sched: &str, extra: &[&str]) -> Option<(usize, us
     let xs: Vec<Xvsd> = lab
         .directors()
         .iter()
-        .map(|d| Xvsd::start(d, &conf, extra))
+        .map(|d| Xvsd::start_on(d, d.role(), &conf, extra))
         .collect();
     let mut flows = open_flows(&lab, FLOWS);
 

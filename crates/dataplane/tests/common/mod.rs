@@ -20,7 +20,9 @@ pub struct Xvsd {
     proc: Option<Proc>,
     /// The control socket.
     pub socket: PathBuf,
-    /// Its files (configuration, socket, keys).
+    /// Its standard error (printed when a test fails).
+    pub log: PathBuf,
+    /// Its files (configuration, socket, log).
     pub dir: TempDir,
 }
 
@@ -74,11 +76,17 @@ impl Xvsd {
             "0-1".into(),
         ]);
         argv.extend(extra.iter().map(|a| (*a).to_owned()));
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let proc = host.spawn(&argv).unwrap();
+        let log = dir.0.join("xvsd.log");
+        let mut cmd = host.command(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let proc = Proc::spawn(&mut cmd).unwrap();
         let mut d = Xvsd {
             proc: Some(proc),
             socket: sock,
+            log,
             dir,
         };
         d.wait_ready();
@@ -96,12 +104,42 @@ impl Xvsd {
             }
             if let Some(p) = self.proc.as_mut() {
                 if let Ok(Some(status)) = p.try_wait() {
-                    panic!("xvsd exited at start: {status}");
+                    panic!("xvsd exited at start: {status}: {}", self.log_text());
                 }
             }
             assert!(Instant::now() < deadline, "xvsd did not come up: {ping:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What xvsd logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The connection table (what `xvsadm -L -n -c` lists).
+    pub fn connections(&self) -> Vec<xvs_ctl::state::Conn> {
+        match self.call(&Request::GetConnections) {
+            Response::Connections(c) => c,
+            other => panic!("GetConnections: {other:?}"),
+        }
+    }
+
+    /// Stops xvsd (SIGTERM) and returns the frames its workers passed
+    /// (to the kernel: here, dropped), from the summary it logs at exit:
+    /// TCP segments that matched no connection and could not start one.
+    pub fn stop_and_passed(mut self) -> u64 {
+        if let Some(p) = self.proc.take() {
+            let status = p.stop(Duration::from_secs(5)).unwrap();
+            assert!(status.success(), "xvsd: {status}: {}", self.log_text());
+        }
+        self.log_text()
+            .lines()
+            .filter_map(|l| {
+                let rest = &l[l.find(" passed ")? + " passed ".len()..];
+                rest.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
     }
 
     /// Sends one request on the control socket.
@@ -236,5 +274,16 @@ pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Xvsd {
+    fn drop(&mut self) {
+        if let Some(p) = self.proc.take() {
+            let _ = p.stop(Duration::from_secs(3));
+        }
+        if std::thread::panicking() {
+            eprintln!("xvsd log ({}):\n{}", self.dir.0.display(), self.log_text());
+        }
     }
 }
