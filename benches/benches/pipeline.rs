@@ -157,16 +157,30 @@ fn established(c: &mut Criterion) {
             tcp_frame(a, VIP, p, 80, false)
         })
         .collect();
-    for (name, fwd) in [
-        ("dr", Fwd::Route),
-        ("nat_in", Fwd::Masq),
-        ("tun", Fwd::Tunnel),
+    for (name, fwd, sync) in [
+        ("dr", Fwd::Route, false),
+        // A sync master runs: every 64th packet of a flow is offered.
+        ("dr_sync", Fwd::Route, true),
+        ("nat_in", Fwd::Masq, false),
+        ("tun", Fwd::Tunnel, false),
     ] {
         let mut b = director(fwd, 1 << 16);
         b.warm(&syns);
         b.warm(&acks);
+        b.pipe.sync_tap().set_on(sync);
         g.bench_function(name, |bench| {
-            bench.iter_custom(|iters| (0..iters).map(|_| b.run_batch(2, &acks)).sum())
+            bench.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let t = b.run_batch(2, &acks);
+                        // Untimed: the sync thread's side.
+                        b.pipe.sync_tap().drain(usize::MAX, |k| {
+                            black_box(k);
+                        });
+                        t
+                    })
+                    .sum()
+            })
         });
     }
     // NAT replies: real server -> client for the same 64 flows.
@@ -197,17 +211,25 @@ fn new_conn(c: &mut Criterion) {
             tcp_frame(a, VIP, p, 80, true)
         })
         .collect();
-    g.bench_function("dr_rr", |bench| {
-        bench.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += b.run_batch(2, &syns);
-                // Untimed: empty the table so the next batch creates again.
-                b.pipe.conns().remove_where(|_| true);
-            }
-            total
-        })
-    });
+    for (name, sync) in [("dr_rr", false), ("dr_rr_sync", true)] {
+        // With a sync master running, every new connection is offered.
+        b.pipe.sync_tap().set_on(sync);
+        g.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += b.run_batch(2, &syns);
+                    // Untimed: empty the table so the next batch creates
+                    // again, and the tap as the sync thread would.
+                    b.pipe.conns().remove_where(|_| true);
+                    b.pipe.sync_tap().drain(usize::MAX, |k| {
+                        black_box(k);
+                    });
+                }
+                total
+            })
+        });
+    }
     g.finish();
 }
 
