@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use xvs_health::{Check, ServicePolicy, Timing};
+use xvs_health::{Check, Feedback, ServicePolicy, Timing};
 
 use serde::{Deserialize, Serialize};
 use xvs_conntrack::{Af, Fwd, Proto};
@@ -291,6 +291,10 @@ pub struct DestOpts {
     /// no check, on `-e` the check stays as it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<HealthCheck>,
+    /// Dynamic-feedback load endpoint (`--feedback`, xvs). `None`: on `-a`
+    /// none, on `-e` unchanged; `Some(None)`: `--feedback none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Option<Feedback>>,
 }
 
 /// A real server's health check setting.
@@ -322,6 +326,7 @@ impl DestOpts {
             tun_type: TunType::Ipip,
             tun_csum: TunCsum::NoCsum,
             check: None,
+            feedback: None,
         }
     }
 

@@ -429,6 +429,15 @@ struct Cli {
         help_heading = "Health checks (xvs)"
     )]
     health: Option<String>,
+    /// Dynamic feedback: the real server's load endpoint,
+    /// [port=P,]path=/load[,host=H], or none.
+    #[arg(
+        long = "feedback",
+        value_name = "endpoint",
+        allow_hyphen_values = true,
+        help_heading = "Health checks (xvs)"
+    )]
+    feedback: Option<String>,
     /// List each real server's health check and state (with -L).
     #[arg(long = "checks", help_heading = "Health checks (xvs)")]
     checks: bool,
@@ -519,6 +528,7 @@ impl Cmd {
                     TunRemCsum,
                     Check,
                     CheckTiming,
+                    Feedback,
                 ],
                 &[Service, Server],
             ),
@@ -602,6 +612,7 @@ enum Opt {
     CheckTiming,
     Health,
     Checks,
+    Feedback,
     Json,
     DryRun,
 }
@@ -650,6 +661,7 @@ impl Opt {
             Opt::CheckTiming => "--check-timing",
             Opt::Health => "--health",
             Opt::Checks => "--checks",
+            Opt::Feedback => "--feedback",
             Opt::Json => "--json",
             Opt::DryRun => "--dry-run",
         }
@@ -731,6 +743,7 @@ impl Cli {
             (self.check_timing.is_some(), Opt::CheckTiming),
             (self.health.is_some(), Opt::Health),
             (self.checks, Opt::Checks),
+            (self.feedback.is_some(), Opt::Feedback),
             (self.json, Opt::Json),
             (self.dry_run, Opt::DryRun),
         ]
@@ -1018,6 +1031,17 @@ fn health_check(cli: &Cli) -> Result<Option<HealthCheck>, GrammarError> {
 fn dest_opts(cli: &Cli, svc: &SvcKey, services: &Services) -> Result<DestOpts, GrammarError> {
     let mut d = dest_base(cli, svc, services)?;
     d.check = health_check(cli)?;
+    d.feedback = match cli.feedback.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(f) => Some(Some(xvs_health::Feedback::parse(f).map_err(|e| {
+            GrammarError::InvalidValue {
+                what: "feedback",
+                value: f.to_owned(),
+                reason: e.to_string(),
+            }
+        })?)),
+    };
     Ok(d)
 }
 

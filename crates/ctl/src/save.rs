@@ -202,6 +202,11 @@ impl Words<'_> {
                 }
             }
         }
+        match &d.feedback {
+            None => {}
+            Some(None) => self.pair("--feedback", "none"),
+            Some(Some(f)) => self.pair("--feedback", f),
+        }
     }
 
     fn command(&mut self, cmd: &Command) {

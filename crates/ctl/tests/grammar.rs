@@ -402,6 +402,7 @@ fn add_server_defaults() {
             tun_type: TunType::Ipip,
             tun_csum: TunCsum::NoCsum,
             check: None,
+            feedback: None,
         }
     );
     assert_eq!(
@@ -1045,6 +1046,21 @@ fn health_check_options() {
         "--health is not allowed with -a (--add-server)"
     );
     assert!(err("-A -t 192.0.2.1:80 --health quorum=x").starts_with("invalid health policy"));
+    // Dynamic feedback.
+    let (_, d) = dest("-a -t 192.0.2.1:80 -r 10.0.0.2 -w 100 --feedback port=9100,path=/load");
+    assert_eq!(
+        d.feedback,
+        Some(Some(xvs_health::Feedback {
+            port: Some(9100),
+            path: "/load".into(),
+            host: None
+        }))
+    );
+    let (_, d) = dest("-e -t 192.0.2.1:80 -r 10.0.0.2 --feedback none");
+    assert_eq!(d.feedback, Some(None));
+    assert!(
+        err("-a -t 192.0.2.1:80 -r 10.0.0.2 --feedback path=x").starts_with("invalid feedback")
+    );
     // The listing of checks is a list format.
     let Command::List(l) = ok("-L -n --checks") else {
         panic!()

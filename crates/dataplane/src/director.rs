@@ -24,7 +24,7 @@ use std::sync::Arc;
 use xvs_conntrack::{Addr, DestId, DestTable, Fwd};
 use xvs_sched::{SchedError, SchedFlags};
 
-use xvs_health::{Check, ServicePolicy, Timing};
+use xvs_health::{Check, Feedback, ServicePolicy, Timing};
 
 use crate::service::{Dest, Gateway, Iface, MarkRule, Persistence, Service, Snapshot, SvcAddr};
 
@@ -99,11 +99,20 @@ struct SvcEntry {
     /// `--health` (xvs): quorum, sorry server, inhibit.
     policy: Option<ServicePolicy>,
     /// `--check` of real servers, by address and port.
-    checks: Vec<(Addr, u16, Check, Timing)>,
+    checks: Vec<Probe>,
     /// What health checking did to real servers.
     marks: Vec<(DestId, HealthMark)>,
     /// The sorry server, while the service has no quorum.
     sorry: Option<(DestId, DestConf)>,
+}
+
+/// How a real server is watched: its health check and its load endpoint.
+#[derive(Clone, Debug, Default)]
+struct Probe {
+    addr: Addr,
+    port: u16,
+    check: Option<(Check, Timing)>,
+    feedback: Option<Feedback>,
 }
 
 /// What health checking did to a real server (keepalived's ways).
@@ -313,7 +322,7 @@ impl Director {
             .ok_or(DirectorError::NoDest)?;
         let (id, d) = s.dests.remove(at);
         s.marks.retain(|(m, _)| *m != id);
-        s.checks.retain(|(a, p, _, _)| !(a == addr && *p == port));
+        s.checks.retain(|x| !(x.addr == *addr && x.port == port));
         let index = s.index;
         self.retire(id, index, d);
         Ok(())
@@ -354,6 +363,27 @@ impl Director {
         port: u16,
         check: Option<(Check, Timing)>,
     ) -> Result<(), DirectorError> {
+        self.set_probe(svc, addr, port, |p| p.check = check)
+    }
+
+    /// Sets (or clears) a real server's load endpoint (`--feedback`).
+    pub fn set_feedback(
+        &mut self,
+        svc: &SvcAddr,
+        addr: &Addr,
+        port: u16,
+        feedback: Option<Feedback>,
+    ) -> Result<(), DirectorError> {
+        self.set_probe(svc, addr, port, |p| p.feedback = feedback)
+    }
+
+    fn set_probe(
+        &mut self,
+        svc: &SvcAddr,
+        addr: &Addr,
+        port: u16,
+        f: impl FnOnce(&mut Probe),
+    ) -> Result<(), DirectorError> {
         let i = self.find(svc).ok_or(DirectorError::NoService)?;
         let s = &mut self.services[i];
         if !s
@@ -363,29 +393,69 @@ impl Director {
         {
             return Err(DirectorError::NoDest);
         }
-        s.checks.retain(|(a, p, _, _)| !(a == addr && *p == port));
-        if let Some((c, t)) = check {
-            s.checks.push((*addr, port, c, t));
+        let at = match s
+            .checks
+            .iter()
+            .position(|x| x.addr == *addr && x.port == port)
+        {
+            Some(at) => at,
+            None => {
+                s.checks.push(Probe {
+                    addr: *addr,
+                    port,
+                    ..Probe::default()
+                });
+                s.checks.len() - 1
+            }
+        };
+        f(&mut s.checks[at]);
+        if s.checks[at].check.is_none() && s.checks[at].feedback.is_none() {
+            s.checks.remove(at);
         }
         Ok(())
     }
 
+    fn probe_of(&self, svc: &SvcAddr, addr: &Addr, port: u16) -> Option<&Probe> {
+        let s = &self.services[self.find(svc)?];
+        s.checks.iter().find(|x| x.addr == *addr && x.port == port)
+    }
+
     /// A real server's health check.
     pub fn check_of(&self, svc: &SvcAddr, addr: &Addr, port: u16) -> Option<(&Check, &Timing)> {
-        let s = &self.services[self.find(svc)?];
-        s.checks
-            .iter()
-            .find(|(a, p, _, _)| a == addr && *p == port)
-            .map(|(_, _, c, t)| (c, t))
+        self.probe_of(svc, addr, port)
+            .and_then(|p| p.check.as_ref())
+            .map(|(c, t)| (c, t))
+    }
+
+    /// A real server's load endpoint.
+    pub fn feedback_of(&self, svc: &SvcAddr, addr: &Addr, port: u16) -> Option<&Feedback> {
+        self.probe_of(svc, addr, port)
+            .and_then(|p| p.feedback.as_ref())
     }
 
     /// Every health check: service, real server address and port, check,
     /// timing.
     pub fn checks(&self) -> impl Iterator<Item = (&SvcAddr, &Addr, u16, &Check, &Timing)> {
         self.services.iter().flat_map(|s| {
-            s.checks
-                .iter()
-                .map(move |(a, p, c, t)| (&s.addr, a, *p, c, t))
+            s.checks.iter().filter_map(move |p| {
+                p.check
+                    .as_ref()
+                    .map(|(c, t)| (&s.addr, &p.addr, p.port, c, t))
+            })
+        })
+    }
+
+    /// Every load endpoint: service, real server, its configured weight,
+    /// the endpoint.
+    pub fn feedbacks(&self) -> impl Iterator<Item = (&SvcAddr, &DestConf, &Feedback)> {
+        self.services.iter().flat_map(|s| {
+            s.checks.iter().filter_map(move |p| {
+                let d = s
+                    .dests
+                    .iter()
+                    .find(|(_, d)| d.addr == p.addr && d.port == p.port)?;
+                Some((&s.addr, &d.1, p.feedback.as_ref()?))
+            })
         })
     }
 

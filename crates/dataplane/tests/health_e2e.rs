@@ -53,6 +53,34 @@ fn hung_server(ns: &xvs_lab::Netns, port: u16, stop: Arc<AtomicBool>) {
     rx.recv().unwrap();
 }
 
+/// A load endpoint on `port` of `ns` answering every request with `body`
+/// (an HAProxy-style agent reply such as `50%`); stops when `stop` is set.
+fn load_endpoint(ns: &xvs_lab::Netns, port: u16, body: &'static str, stop: Arc<AtomicBool>) {
+    use std::io::{Read as _, Write as _};
+    let (tx, rx) = std::sync::mpsc::channel();
+    ns.spawn_thread("load-endpoint", move || {
+        let l = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        l.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((mut s, _)) = l.accept() {
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+    .unwrap();
+    rx.recv().unwrap();
+}
+
 #[test]
 fn checks_remove_inhibit_and_restore_real_servers() {
     let Some(lab) = lab(Mode::Dr, 3) else { return };
@@ -61,6 +89,7 @@ fn checks_remove_inhibit_and_restore_real_servers() {
     let rs: Vec<String> = (0..3).map(|i| rs_addr(&lab, i, Family::V4)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     hung_server(lab.real_servers()[0].ns(), 8082, Arc::clone(&stop));
+    load_endpoint(lab.real_servers()[1].ns(), 9100, "50%", Arc::clone(&stop));
     let config = format!(
         "\
 -A -t {vip}:80 -s rr
@@ -73,6 +102,9 @@ fn checks_remove_inhibit_and_restore_real_servers() {
 -a -u {vip}:5353 -r {r3}:5353 -g -w 2 --check udp:port=9999,require-reply --check-timing {TIMING}
 -A -t {vip}:81 -s rr --health sorry={r3}:81
 -a -t {vip}:81 -r {r1}:81 -g -w 1 --check http:port=8082 --check-timing {TIMING}
+-A -t {vip}:82 -s wrr
+-a -t {vip}:82 -r {r1}:82 -g -w 100
+-a -t {vip}:82 -r {r2}:82 -g -w 100 --feedback port=9100,path=/load
 ",
         r1 = rs[0],
         r2 = rs[1],
@@ -134,6 +166,23 @@ fn checks_remove_inhibit_and_restore_real_servers() {
     );
     assert!(checks.contains("sorry"), "{checks}");
 
+    // Dynamic feedback: rs2's agent says 50% of its capacity is free; its
+    // weight moves from 100 toward 50, a bounded step per poll (the LVS
+    // paper's cube-root law; the first poll comes at once); rs1, without
+    // an agent, keeps 100.
+    let fed = wait_for("rs2's weight to follow its agent", WAIT, || {
+        let l = d.cli_ok(&format!("-L -n -t {vip}:82"));
+        let w = line_of(&l, &rs[1])?
+            .split_whitespace()
+            .nth(3)?
+            .parse::<u32>()
+            .ok()?;
+        (w < 100).then_some((w, l))
+    });
+    assert!((50..100).contains(&fed.0), "{}", fed.1);
+    let w1 = line_of(&fed.1, &rs[0]).and_then(|x| x.split_whitespace().nth(3));
+    assert_eq!(w1, Some("100"), "{}", fed.1);
+
     // Recovery: something listens on rs3:8081; rs3 comes back to VIP:80
     // and takes new connections again.
     let _rs3_8081 = EchoServer::start_in(
@@ -169,6 +218,10 @@ fn checks_remove_inhibit_and_restore_real_servers() {
     // The configuration is what was configured, not what the checks did.
     let saved = d.cli_ok("-S -n");
     assert_eq!(saved.matches("--check ").count(), 7, "{saved}");
+    assert!(saved.contains(&format!(
+        "-r {}:82 -g -w 100 --feedback port=9100,path=/load",
+        rs[1]
+    )));
     assert!(saved.contains(&format!(
         "-r {}:80 -g -w 1 --check http:path=/missing",
         rs[1]

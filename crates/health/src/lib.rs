@@ -85,4 +85,4 @@ pub mod spec;
 
 pub use monitor::{Monitor, Sink, Target, TargetKey, TargetStatus, Transition};
 pub use probe::{Outcome, probe};
-pub use spec::{Check, ServicePolicy, SpecError, Timing};
+pub use spec::{Check, Feedback, ServicePolicy, SpecError, Timing};

@@ -182,6 +182,22 @@ impl Default for ServicePolicy {
     }
 }
 
+/// Where the feedback agent reads a real server's load (xvs `--feedback`,
+/// see [`crate::feedback`]): `GET path` on the real server's address and
+/// `port` (its own port when `None`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Feedback {
+    /// Port of the load endpoint instead of the real server's.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Path of the load endpoint.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// `Host` header; default the checked address and port.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
 /// Why a text form or a value was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
@@ -1013,5 +1029,79 @@ mod tests {
                 let _ = ServicePolicy::parse(&text);
             }
         }
+    }
+}
+
+impl Feedback {
+    /// Parses the text form `port=9100,path=/load,host=H` (every option
+    /// optional; the path defaults to `/`).
+    pub fn parse(text: &str) -> Result<Feedback, SpecError> {
+        let mut fb = Feedback {
+            port: None,
+            path: default_path(),
+            host: None,
+        };
+        let mut seen = Seen(Vec::new());
+        for opt in split_options(text, None) {
+            seen.first(opt.name)?;
+            match opt.name {
+                "port" => fb.port = Some(parse_port(value(&opt)?)?),
+                "path" => fb.path = value(&opt)?.to_owned(),
+                "host" => fb.host = Some(value(&opt)?.to_owned()),
+                _ => return Err(unknown("feedback", opt.name)),
+            }
+        }
+        // The same rules as an HTTP check's path and host.
+        Check::Http {
+            port: fb.port,
+            path: fb.path.clone(),
+            status: default_status(),
+            digest: None,
+            host: fb.host.clone(),
+        }
+        .validate()?;
+        Ok(fb)
+    }
+}
+
+impl Display for Feedback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = self.port {
+            write!(f, "port={p},")?;
+        }
+        write!(f, "path={}", self.path)?;
+        if let Some(h) = &self.host {
+            write!(f, ",host={h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Feedback {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Feedback::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use super::*;
+
+    #[test]
+    fn feedback_text_form_round_trips() {
+        for text in ["path=/", "port=9100,path=/load", "path=/l,host=rs1.example"] {
+            let fb = Feedback::parse(text).unwrap();
+            assert_eq!(fb.to_string(), text);
+            assert_eq!(Feedback::parse(&fb.to_string()).unwrap(), fb);
+        }
+        assert_eq!(Feedback::parse("").unwrap().path, "/");
+        assert!(
+            Feedback::parse("path=load").is_err(),
+            "a path starts with /"
+        );
+        assert!(Feedback::parse("port=0").is_err());
+        assert!(Feedback::parse("path=/a,path=/b").is_err());
+        assert!(Feedback::parse("interval=5s").is_err());
     }
 }

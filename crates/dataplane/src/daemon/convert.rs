@@ -126,6 +126,9 @@ pub fn configured_dest(d: &Director, svc: &SvcAddr, dc: &DestConf) -> DestOpts {
                 check: c.clone(),
                 timing: *t,
             }),
+        feedback: d
+            .feedback_of(svc, &dc.addr, dc.port)
+            .map(|f| Some(f.clone())),
         ..dest_opts(dc)
     }
 }
@@ -192,19 +195,24 @@ pub fn apply(d: &mut Director, cmd: &Command, fx: &mut SideEffects) -> Result<()
             let c = dest_conf(svc, dest)?;
             d.add_dest(&a, c).map_err(dest_err)?;
             d.set_check(&a, &c.addr, c.port, check(dest))
+                .map_err(dest_err)?;
+            d.set_feedback(&a, &c.addr, c.port, dest.feedback.clone().flatten())
                 .map_err(dest_err)
         }
         Command::EditDest { svc, dest } => {
             let a = svc_addr(svc);
             let c = dest_conf(svc, dest)?;
             d.edit_dest(&a, c).map_err(dest_err)?;
-            // Without --check the check stays as it was.
-            match dest.check {
-                Some(_) => d
-                    .set_check(&a, &c.addr, c.port, check(dest))
-                    .map_err(dest_err),
-                None => Ok(()),
+            // Without --check (--feedback) the check (endpoint) stays.
+            if dest.check.is_some() {
+                d.set_check(&a, &c.addr, c.port, check(dest))
+                    .map_err(dest_err)?;
             }
+            if let Some(f) = &dest.feedback {
+                d.set_feedback(&a, &c.addr, c.port, f.clone())
+                    .map_err(dest_err)?;
+            }
+            Ok(())
         }
         Command::DelDest { svc, addr, port } => d
             .del_dest(&svc_addr(svc), &Addr::from(*addr), *port)
@@ -279,7 +287,7 @@ mod tests {
 -a -f 7 -r 10.0.0.20:0 -i -w 3
 -A -t 192.0.2.51:443 -s wlc --health quorum=2,hysteresis=1,sorry=192.0.2.99:443,inhibit
 -a -t 192.0.2.51:443 -r 192.0.2.20:443 -g -w 1 --check tcp
--a -t 192.0.2.51:443 -r 192.0.2.30:443 -g -w 1 --check 'http:port=8080,path=/healthz' --check-timing interval=2s,timeout=1s,rise=1,fall=2
+-a -t 192.0.2.51:443 -r 192.0.2.30:443 -g -w 1 --check 'http:port=8080,path=/healthz' --check-timing interval=2s,timeout=1s,rise=1,fall=2 --feedback port=9100,path=/load
 ";
         let cmds = parse_restore(text).unwrap();
         let mut d = Director::new(Arc::new(DestTable::new(16)));

@@ -5,6 +5,11 @@
 //! sorry server; keepalived's rules, `xvs_health::policy`) turns them into
 //! what the data plane sees ([`Director::set_mark`], [`Director::set_sorry`]).
 //!
+//! Real servers with a load endpoint (`--feedback`) are polled by
+//! `xvs-health`'s feedback agent (the LVS paper's dynamic-feedback load
+//! balancing): the weight it computes replaces the configured one in the
+//! policy, as a MISC check's dynamic weight does.
+//!
 //! The configuration (`-S`) never changes: a failed real server is marked,
 //! not deleted, so it comes back by itself, and `xvsadm -L` shows what is
 //! in force (removed servers left out, inhibited ones at weight 0, the
@@ -16,6 +21,7 @@ use std::sync::Arc;
 
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use xvs_conntrack::{Addr, Fwd};
+use xvs_health::feedback::{FeedbackAgent, FeedbackConfig, FeedbackTarget, WeightChange};
 use xvs_health::policy::{Server, evaluate};
 use xvs_health::{Monitor, ServicePolicy, Target, TargetKey, TargetStatus, Transition};
 
@@ -45,11 +51,19 @@ pub struct Health {
     known: HashMap<TargetKey, Known>,
     /// Quorum state by service.
     quorum: HashMap<SvcAddr, bool>,
+    /// The dynamic-feedback agent, while some real server has a load
+    /// endpoint, its channel and the weights it set.
+    agent: Option<FeedbackAgent>,
+    wtx: Sender<WeightChange>,
+    wrx: Receiver<WeightChange>,
+    feedback: Vec<FeedbackTarget>,
+    fed: HashMap<TargetKey, u32>,
 }
 
 impl Default for Health {
     fn default() -> Self {
         let (tx, rx) = unbounded();
+        let (wtx, wrx) = unbounded();
         Health {
             monitor: None,
             tx,
@@ -57,6 +71,11 @@ impl Default for Health {
             targets: Vec::new(),
             known: HashMap::new(),
             quorum: HashMap::new(),
+            agent: None,
+            wtx,
+            wrx,
+            feedback: Vec::new(),
+            fed: HashMap::new(),
         }
     }
 }
@@ -74,6 +93,7 @@ impl Health {
     /// Makes the monitor run exactly the configured checks (started on the
     /// first, stopped after the last); unchanged targets keep their state.
     pub fn configure(&mut self, d: &Director) {
+        self.configure_feedback(d);
         let targets: Vec<Target> = d
             .checks()
             .map(|(svc, addr, port, check, timing)| Target {
@@ -103,6 +123,45 @@ impl Health {
         self.targets = targets;
     }
 
+    /// Makes the feedback agent poll exactly the configured load endpoints
+    /// (started on the first, stopped after the last).
+    fn configure_feedback(&mut self, d: &Director) {
+        let targets: Vec<FeedbackTarget> = d
+            .feedbacks()
+            .map(|(svc, c, f)| FeedbackTarget {
+                key: TargetKey {
+                    service: service_id(svc),
+                    addr: socket(&c.addr, c.port),
+                },
+                weight: c.weight.max(0) as u32,
+                port: f.port,
+                path: f.path.clone(),
+                host: f.host.clone(),
+            })
+            .collect();
+        if targets == self.feedback {
+            return;
+        }
+        self.fed.retain(|k, _| targets.iter().any(|t| t.key == *k));
+        if targets.is_empty() {
+            if let Some(a) = self.agent.take() {
+                a.stop();
+            }
+        } else {
+            if self.agent.is_none() {
+                let sink = Arc::new(self.wtx.clone());
+                match FeedbackAgent::start(sink, FeedbackConfig::default()) {
+                    Ok(a) => self.agent = Some(a),
+                    Err(e) => eprintln!("xvsd: feedback agent: {e}"),
+                }
+            }
+            if let Some(a) = &self.agent {
+                a.configure(targets.clone());
+            }
+        }
+        self.feedback = targets;
+    }
+
     /// Takes the transitions that came in and applies every service's
     /// policy to `d`. Returns whether what the data plane sees changed.
     pub fn update(&mut self, d: &mut Director) -> bool {
@@ -122,6 +181,15 @@ impl Health {
                 );
             }
         }
+        for c in self.wrx.try_iter() {
+            if self.feedback.iter().any(|t| t.key == c.key) {
+                eprintln!(
+                    "xvsd: feedback: {} weight {}: {}",
+                    c.key, c.weight, c.detail
+                );
+                self.fed.insert(c.key, c.weight);
+            }
+        }
         let mut changed = false;
         let services: Vec<(SvcAddr, Option<ServicePolicy>, Vec<DestConf>)> = d
             .services()
@@ -136,9 +204,10 @@ impl Health {
         self.quorum
             .retain(|a, _| services.iter().any(|(s, _, _)| s == a));
         for (svc, policy, dests) in services {
-            let checked = dests
-                .iter()
-                .any(|c| d.check_of(&svc, &c.addr, c.port).is_some());
+            let checked = dests.iter().any(|c| {
+                d.check_of(&svc, &c.addr, c.port).is_some()
+                    || d.feedback_of(&svc, &c.addr, c.port).is_some()
+            });
             if policy.is_none() && !checked {
                 // Nothing to do for this service; undo what a removed
                 // check left behind.
@@ -164,7 +233,10 @@ impl Health {
                         addr: key.addr,
                         weight: c.weight.max(0) as u32,
                         up: k.map_or(initial, |k| k.up),
-                        dynamic_weight: k.and_then(|k| k.weight),
+                        // A MISC check's weight first, then the agent's.
+                        dynamic_weight: k
+                            .and_then(|k| k.weight)
+                            .or_else(|| self.fed.get(&key).copied()),
                     }
                 })
                 .collect();
@@ -216,6 +288,9 @@ impl Drop for Health {
     fn drop(&mut self) {
         if let Some(m) = self.monitor.take() {
             m.stop();
+        }
+        if let Some(a) = self.agent.take() {
+            a.stop();
         }
     }
 }
