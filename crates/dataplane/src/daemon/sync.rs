@@ -104,6 +104,22 @@ fn channel(o: &DaemonOpts) -> Multicast {
     }
 }
 
+/// For unicast peers (all of one family), the unspecified address of
+/// their family; `None` for multicast (no peers).
+fn unicast_any(peers: &[SocketAddr]) -> Result<Option<IpAddr>, String> {
+    let Some(first) = peers.first() else {
+        return Ok(None);
+    };
+    if peers.iter().any(|p| p.is_ipv4() != first.is_ipv4()) {
+        return Err("sync peers must all be IPv4 or all IPv6".into());
+    }
+    Ok(Some(if first.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    }))
+}
+
 impl SyncDaemon {
     /// Opens the daemon's socket and starts its thread. Errors (no such
     /// interface, address in use) come back before anything runs.
@@ -124,15 +140,9 @@ impl SyncDaemon {
                     .map_or(xvs_sync::wire::DEFAULT_MAXLEN, usize::from);
                 let enc = Encoder::with_random_id(key.clone(), opts.syncid, maxlen)
                     .map_err(|e| format!("sync master: {e}"))?;
-                let sender = if opts.peers.is_empty() {
-                    Sender::multicast(&channel(opts), enc)
-                } else {
-                    let any = if opts.peers[0].is_ipv4() {
-                        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-                    } else {
-                        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-                    };
-                    Sender::unicast(SocketAddr::new(any, 0), opts.peers.clone(), enc)
+                let sender = match unicast_any(&opts.peers)? {
+                    None => Sender::multicast(&channel(opts), enc),
+                    Some(any) => Sender::unicast(SocketAddr::new(any, 0), opts.peers.clone(), enc),
                 }
                 .map_err(|e| format!("sync master on {}: {e}", opts.mcast_iface))?;
                 let m = Master {
@@ -159,20 +169,14 @@ impl SyncDaemon {
                         ..VerifierConfig::default()
                     },
                 );
-                let receiver = if opts.peers.is_empty() {
-                    Receiver::multicast(&channel(opts), verifier)
-                } else {
-                    // Unicast: listen on the sync port of every address
-                    // of the peers' family.
-                    let any = if opts.peers[0].is_ipv4() {
-                        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-                    } else {
-                        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-                    };
-                    Receiver::unicast(
+                let receiver = match unicast_any(&opts.peers)? {
+                    None => Receiver::multicast(&channel(opts), verifier),
+                    // Unicast: the sync port of every address of the
+                    // peers' family.
+                    Some(any) => Receiver::unicast(
                         SocketAddr::new(any, opts.mcast_port.unwrap_or(DEFAULT_PORT)),
                         verifier,
-                    )
+                    ),
                 }
                 .map_err(|e| format!("sync backup on {}: {e}", opts.mcast_iface))?;
                 receiver
