@@ -229,3 +229,54 @@ fn checks_remove_inhibit_and_restore_real_servers() {
     stop.store(true, Ordering::Relaxed);
     d.stop(&lab);
 }
+
+/// NAT: the director's checks reach the real servers on the inside arm and
+/// their answers come back to the director's kernel, not to the data plane
+/// (the steering program passes a real server's packets addressed to the
+/// director itself), while client traffic is still NAT-ed.
+#[test]
+fn nat_checks_reach_the_real_servers() {
+    let Some(lab) = lab(Mode::Nat, 2) else { return };
+    let _servers = lab.start_echo(80, 0).unwrap();
+    let vip = vip_str(&lab, Family::V4);
+    let rs: Vec<String> = (0..2).map(|i| rs_addr(&lab, i, Family::V4)).collect();
+    let config = format!(
+        "\
+-A -t {vip}:80 -s rr
+-a -t {vip}:80 -r {r1}:80 -m -w 1 --check http:path=/ --check-timing {TIMING}
+-a -t {vip}:80 -r {r2}:80 -m -w 1 --check http:path=/missing --check-timing {TIMING}
+",
+        r1 = rs[0],
+        r2 = rs[1],
+    );
+    let d = Xvsd::start(&lab, &config);
+    wait_for("rs2 removed", WAIT, || {
+        line_of(&d.cli_ok(&format!("-L -n -t {vip}:80")), &rs[1])
+            .is_none()
+            .then_some(())
+    });
+    // Checks keep passing once the steering program runs (the first ones
+    // may have run before it was attached): five in a row, none failed.
+    let h = wait_for("five good checks of rs1", WAIT, || {
+        let st = d.state();
+        let h = st.services[0]
+            .dests
+            .iter()
+            .find(|x| x.opts.addr.to_string() == rs[0])?
+            .health
+            .clone()?;
+        (h.total_ok >= 5 || h.total_failed > 0).then_some(h)
+    });
+    assert_eq!(
+        (h.up, h.total_failed),
+        (true, 0),
+        "rs1's answers reach the director's kernel: {h:?}"
+    );
+    let vip80 = lab.vip_addr(Family::V4, 80);
+    first_answer(&lab, vip80);
+    assert_eq!(
+        answering(&lab, vip80, 4),
+        BTreeSet::from(["rs1".to_owned()])
+    );
+    d.stop(&lab);
+}
