@@ -113,12 +113,17 @@ impl<'a> Director<'a> {
     /// `xvsadm ARGS`, printed as typed and answered.
     fn xvsadm(&self, args: &[&str]) -> Result<(), LabError> {
         println!("$ xvsadm {}", args.join(" "));
+        print!("{}", self.output(args)?);
+        Ok(())
+    }
+
+    /// What `xvsadm ARGS` prints (an error if it fails).
+    fn output(&self, args: &[&str]) -> Result<String, LabError> {
         let out = Command::new(&self.tools.xvsadm)
             .args(args)
             .env("XVS_SOCKET", &self.socket)
             .output()
             .map_err(|e| LabError::io("run xvsadm", e))?;
-        print!("{}", String::from_utf8_lossy(&out.stdout));
         if !out.status.success() {
             return Err(LabError::Invalid(format!(
                 "xvsadm {}: {}",
@@ -126,7 +131,7 @@ impl<'a> Director<'a> {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn stop(mut self) -> Result<(), LabError> {
@@ -201,12 +206,16 @@ fn dr(tools: &Tools, dir: &Path) -> Result<(), LabError> {
 fn nat(tools: &Tools, dir: &Path) -> Result<(), LabError> {
     println!("=== NAT (-m): client outside, rs1..rs3 inside, replies through the director ===");
     let lab = Topology::builder(Mode::Nat).real_servers(3).build()?;
-    let _echo = lab.start_echo(HTTP, UDP)?;
+    let mut echo = lab.start_echo(HTTP, UDP)?;
     let vip = host(lab.vip(Family::V4));
     let mut config = format!("-A -t {vip}:{HTTP} -s wrr\n-A -u {vip}:{UDP} -s rr\n");
     for (i, r) in lab.real_servers().iter().enumerate() {
         let r = host(r.addr(Family::V4));
-        config += &format!("-a -t {vip}:{HTTP} -r {r}:{HTTP} -m -w {}\n", 3 - i);
+        config += &format!(
+            "-a -t {vip}:{HTTP} -r {r}:{HTTP} -m -w {} --check http:path=/ \
+             --check-timing interval=500ms,timeout=300ms,rise=1,fall=2\n",
+            3 - i
+        );
         config += &format!("-a -u {vip}:{UDP} -r {r}:{UDP} -m -w 1\n");
     }
     let d = Director::start(&lab, tools, dir, &config)?;
@@ -227,5 +236,23 @@ fn nat(tools: &Tools, dir: &Path) -> Result<(), LabError> {
     }
     d.xvsadm(&["-L", "-n", "--stats"])?;
     d.xvsadm(&["-L", "-n", "-c"])?;
+    println!("\n# rs1 stops serving: its health check fails twice, xvsd takes it out");
+    drop(echo.remove(0));
+    let svc = format!("{vip}:{HTTP}");
+    let rs1 = host(lab.real_servers()[0].addr(Family::V4));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.output(&["-L", "-n", "-t", &svc])?.contains(&rs1) {
+        if std::time::Instant::now() > deadline {
+            return Err(LabError::Invalid("rs1 was not taken out".into()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.xvsadm(&["-L", "-n", "--checks"])?;
+    let seen = curl(&lab, addr, 5)?;
+    if seen.contains_key("rs1") {
+        return Err(LabError::Invalid(
+            "rs1 answered after its check failed".into(),
+        ));
+    }
     d.stop()
 }
