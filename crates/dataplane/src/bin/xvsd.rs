@@ -90,6 +90,10 @@ struct Args {
     /// by the directors; needed by `xvsadm --start-daemon`.
     #[arg(long, value_name = "FILE")]
     sync_key_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (`GET /metrics`), e.g.
+    /// 127.0.0.1:9800.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// A group name or numeric id -> gid.
@@ -170,6 +174,7 @@ fn main() -> ExitCode {
         max_dests: args.max_dests,
         sloppy_tcp: args.sloppy_tcp,
         sync_key_file: args.sync_key_file,
+        metrics: args.metrics,
     };
     let mut daemon = match Daemon::start(&opts) {
         Ok(d) => d,

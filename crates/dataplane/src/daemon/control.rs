@@ -32,7 +32,7 @@ use crate::director::{Director, HealthMark, Reach};
 use crate::netlink::{Link, Netlink, NextHopResolver, Resolution};
 use crate::pipeline::{DestTotals, SyncTap, WorkerStats};
 use crate::service::{Gateway, Iface, Snapshot, SvcAddr, af_index};
-use crate::worker::Clock;
+use crate::worker::{Clock, IoStats};
 use crate::xdp::{SteerKey, Steering};
 
 /// Entries examined per shard per expiry pass.
@@ -55,6 +55,8 @@ pub struct Control {
     links: Vec<Link>,
     clock: Clock,
     workers: Vec<Arc<WorkerStats>>,
+    /// Each worker's I/O counters.
+    io: Vec<Arc<IoStats>>,
     /// Per destination slot: the totals at the last `-Z`.
     zeroed: Vec<DestTotals>,
     /// Rate estimators per real server (by slot) and per service (by index).
@@ -97,6 +99,7 @@ impl Control {
             links,
             clock,
             workers: Vec::new(),
+            io: Vec::new(),
             zeroed: vec![DestTotals::default(); slots],
             dest_rates: HashMap::new(),
             svc_rates: HashMap::new(),
@@ -119,8 +122,9 @@ impl Control {
 
     /// Adds a worker's counters to the statistics and its sync queue to the
     /// master's sources.
-    pub fn add_worker(&mut self, stats: Arc<WorkerStats>, tap: Arc<SyncTap>) {
+    pub fn add_worker(&mut self, stats: Arc<WorkerStats>, tap: Arc<SyncTap>, io: Arc<IoStats>) {
         self.workers.push(stats);
+        self.io.push(io);
         tap.set_on(self.daemons.iter().any(|d| d.state() == SyncState::Master));
         self.taps.lock().push(tap);
     }
@@ -485,6 +489,11 @@ impl Control {
     /// Every worker's pipeline counters.
     pub fn workers(&self) -> &[Arc<WorkerStats>] {
         &self.workers
+    }
+
+    /// Every worker's I/O counters.
+    pub fn io_stats(&self) -> &[Arc<IoStats>] {
+        &self.io
     }
 
     /// Resolves next hops, builds and stores a new snapshot, and makes the

@@ -25,6 +25,7 @@ mod control;
 pub mod convert;
 mod handler;
 mod health;
+pub mod metrics;
 mod sync;
 
 use std::path::PathBuf;
@@ -80,6 +81,8 @@ pub struct Options {
     pub sloppy_tcp: bool,
     /// The connection-sync secret's file (`--sync-key-file`).
     pub sync_key_file: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for Options {
@@ -98,6 +101,7 @@ impl Default for Options {
             max_dests: 4096,
             sloppy_tcp: false,
             sync_key_file: None,
+            metrics: None,
         }
     }
 }
@@ -154,6 +158,7 @@ pub struct Daemon {
     /// socket's handler).
     pub control: Arc<Mutex<Control>>,
     server: Option<Server>,
+    metrics: Option<metrics::MetricsServer>,
     /// Each worker's I/O counters.
     pub io: Vec<Arc<IoStats>>,
     stop: Arc<AtomicBool>,
@@ -252,6 +257,13 @@ impl Daemon {
         let control = Arc::new(Mutex::new(control));
         let server = Server::start(sc, Arc::new(CtlHandler::new(Arc::clone(&control))))
             .map_err(|e| setup("control socket")(&e))?;
+        let metrics = match opts.metrics {
+            Some(a) => Some(
+                metrics::MetricsServer::start(a, Arc::clone(&control))
+                    .map_err(|e| setup(format!("metrics on {a}"))(&e))?,
+            ),
+            None => None,
+        };
 
         // Steering and sockets.
         let mut steering = Steering::load().map_err(|e| setup("XDP program")(&e))?;
@@ -319,7 +331,7 @@ impl Daemon {
             );
             w.prime()
                 .map_err(|e| setup(format!("fill ring of worker {q}"))(&e))?;
-            ctl.add_worker(w.stats(), w.sync_tap());
+            ctl.add_worker(w.stats(), w.sync_tap(), w.io_stats());
             io.push(w.io_stats());
             let core = (!opts.cores.is_empty()).then(|| opts.cores[q as usize % opts.cores.len()]);
             let stop = Arc::clone(&stop);
@@ -340,6 +352,7 @@ impl Daemon {
         Ok(Daemon {
             control,
             server: Some(server),
+            metrics,
             io,
             stop,
             workers: handles,
@@ -390,6 +403,7 @@ impl Daemon {
         if let Some(s) = self.server.take() {
             s.shutdown();
         }
+        self.metrics.take();
         self.stop.store(true, Ordering::Relaxed);
         for h in self.workers.drain(..) {
             if h.join().is_err() {
