@@ -1,6 +1,7 @@
 //! Prometheus metrics end to end: xvsd with `--metrics` in the NAT lab,
 //! real traffic through it, then a scrape from the director's namespace
-//! checked against what was sent.
+//! checked against what was sent; and the capabilities the running daemon
+//! kept.
 //!
 //! Needs root and the lab's tools: without them the test prints why and
 //! passes, except under `CI=true`, where it fails.
@@ -121,6 +122,25 @@ fn metrics_count_what_went_through() {
         )),
         1.0
     );
+
+    // After set-up xvsd holds CAP_NET_ADMIN (12), CAP_NET_RAW (13) and
+    // CAP_BPF (39) only, in its bounding set too: nothing it starts can
+    // regain more.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let caps = |k: &str| {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim();
+        u64::from_str_radix(v, 16).unwrap()
+    };
+    let kept = (1u64 << 12) | (1 << 13) | (1 << 39);
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(caps(set), kept, "{set} {:x}", caps(set));
+    }
+    assert_eq!(caps("CapInh:"), 0);
+    assert!(d.log_text().contains("capabilities kept after set-up"));
 
     // Anything else is refused, and the endpoint keeps serving.
     assert_eq!(

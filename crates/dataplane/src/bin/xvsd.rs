@@ -94,6 +94,10 @@ struct Args {
     /// 127.0.0.1:9800.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<std::net::SocketAddr>,
+    /// Keep every capability after set-up (by default all but
+    /// CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW are dropped).
+    #[arg(long)]
+    keep_privileges: bool,
 }
 
 /// A group name or numeric id -> gid.
@@ -175,6 +179,7 @@ fn main() -> ExitCode {
         sloppy_tcp: args.sloppy_tcp,
         sync_key_file: args.sync_key_file,
         metrics: args.metrics,
+        keep_privileges: args.keep_privileges,
     };
     let mut daemon = match Daemon::start(&opts) {
         Ok(d) => d,

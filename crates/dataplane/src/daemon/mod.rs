@@ -26,6 +26,7 @@ pub mod convert;
 mod handler;
 mod health;
 pub mod metrics;
+mod privs;
 mod sync;
 
 use std::path::PathBuf;
@@ -83,6 +84,9 @@ pub struct Options {
     pub sync_key_file: Option<PathBuf>,
     /// Where to serve Prometheus metrics (`--metrics`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Keep every capability after set-up (`--keep-privileges`); by
+    /// default all but CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW are dropped.
+    pub keep_privileges: bool,
 }
 
 impl Default for Options {
@@ -102,6 +106,7 @@ impl Default for Options {
             sloppy_tcp: false,
             sync_key_file: None,
             metrics: None,
+            keep_privileges: false,
         }
     }
 }
@@ -349,6 +354,11 @@ impl Daemon {
             handles.push(h);
         }
         drop(ctl);
+        if !opts.keep_privileges {
+            let kept = privs::drop_privileges().map_err(|e| setup("dropping privileges")(&e))?;
+            let names: Vec<String> = kept.iter().map(|c| c.to_string()).collect();
+            eprintln!("xvsd: capabilities kept after set-up: {}", names.join(", "));
+        }
         Ok(Daemon {
             control,
             server: Some(server),

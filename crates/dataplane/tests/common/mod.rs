@@ -112,6 +112,11 @@ impl Xvsd {
         }
     }
 
+    /// xvsd's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().map_or(0, Proc::id)
+    }
+
     /// What xvsd logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
