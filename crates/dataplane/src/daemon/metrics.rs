@@ -16,6 +16,7 @@
 //! | `xvs_conntrack_entries`, `xvs_conntrack_capacity` | gauge | |
 //! | `xvs_conntrack_created_total`, `xvs_conntrack_expired_total`, `xvs_conntrack_full_total` | counter | |
 //! | `xvs_sync_<counter>` | counter | `role` (`master`/`backup`) |
+//! | `xvs_xdp_frames_total` | counter | `outcome` (`redirected` to the workers, `passed` to the kernel, `no_socket`: steered but no socket on the queue) |
 //!
 //! `service` is ipvsadm's key (`TCP 192.0.2.50:80`, `FWM 7`), `server` the
 //! real server's `address:port`. The endpoint serves one request at a time,
@@ -225,6 +226,20 @@ pub fn render(c: &Control) -> String {
     ] {
         e.family(name, "counter", help);
         e.sample(name, &[], v);
+    }
+    if let Some(st) = c.steering().and_then(|s| s.stats().ok()) {
+        e.family(
+            "xvs_xdp_frames_total",
+            "counter",
+            "Frames seen by the steering program, by outcome.",
+        );
+        for (outcome, v) in [
+            ("redirected", st.redirected),
+            ("passed", st.passed),
+            ("no_socket", st.no_socket),
+        ] {
+            e.sample("xvs_xdp_frames_total", &[("outcome", outcome)], v);
+        }
     }
     let daemons = c.daemons();
     let mut names: Vec<&String> = daemons.iter().flat_map(|d| d.counters.keys()).collect();

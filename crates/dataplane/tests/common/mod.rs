@@ -3,8 +3,10 @@
 //! through the VIP.
 #![allow(dead_code)] // each test file uses its own part of it
 
-use std::io::Write as _;
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -291,4 +293,44 @@ impl Drop for Xvsd {
             eprintln!("xvsd log ({}):\n{}", self.dir.0.display(), self.log_text());
         }
     }
+}
+
+/// Where the e2e tests serve metrics, inside the director's namespace.
+pub const METRICS: &str = "127.0.0.1:9800";
+
+/// `GET path` on the metrics port inside the director's namespace: the
+/// status line and the body.
+pub fn scrape(lab: &Topology, request: &str) -> (String, String) {
+    let request = request.to_owned();
+    lab.director()
+        .run(move || {
+            let mut s = TcpStream::connect(METRICS).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+            (
+                head.lines().next().unwrap_or("").to_owned(),
+                body.to_owned(),
+            )
+        })
+        .unwrap()
+}
+
+/// Samples by their full name with labels (`name{a="b"}`), and every line
+/// well formed: comments, or a name and a number.
+pub fn samples(body: &str) -> BTreeMap<String, f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            (
+                k.to_owned(),
+                v.parse().unwrap_or_else(|_| panic!("bad value {l:?}")),
+            )
+        })
+        .collect()
 }
