@@ -162,6 +162,15 @@ impl Xvsd {
         }
     }
 
+    /// The data plane's counters (drops and passes by reason, the XDP
+    /// program's, the connection table's).
+    pub fn counters(&self) -> xvs_ctl::state::Counters {
+        match self.call(&Request::GetCounters) {
+            Response::Counters(c) => *c,
+            other => panic!("GetCounters: {other:?}"),
+        }
+    }
+
     pub fn state(&self) -> State {
         match self.call(&Request::GetState { service: None }) {
             Response::State(s) => s,
