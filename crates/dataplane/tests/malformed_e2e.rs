@@ -1069,8 +1069,10 @@ fn install_counters(lab: &Topology) {
         rs.nft(&format!(
             "table netdev {COUNT_TABLE} {{\n\
              \tcounter corpus {{ }}\n\
+             \tcounter tagged {{ }}\n\
              \tchain in {{\n\
              \t\ttype filter hook ingress device \"eth0\" priority 0; policy accept;\n\
+             \t\tvlan id 7 counter name \"tagged\"\n\
              \t\tip dscp cs1 counter name \"corpus\"\n\
              \t\tip6 dscp cs1 counter name \"corpus\"\n\
              \t}}\n\
@@ -1103,6 +1105,8 @@ struct Tally {
     xdp_passed: u64,
     /// The real servers' ingress: corpus packets.
     forwarded: u64,
+    /// The real servers' ingress: frames tagged VLAN 7 (the corpus' tag).
+    tagged: u64,
     /// xvsd's counters.
     xvsd: Counters,
 }
@@ -1135,6 +1139,11 @@ impl Tally {
                     .real_servers()
                     .iter()
                     .map(|r| read_counter(r, "corpus"))
+                    .sum(),
+                tagged: lab
+                    .real_servers()
+                    .iter()
+                    .map(|r| read_counter(r, "tagged"))
                     .sum(),
                 xvsd,
             };
@@ -1329,6 +1338,10 @@ fn malformed_corpus_is_counted_and_live_flows_survive() {
         live.failures.len()
     );
     println!("xvsd io: {:?}; xdp: {:?}", after.xvsd.io, after.xvsd.xdp);
+    println!(
+        "frames tagged VLAN 7 at the real servers: {}",
+        after.tagged - before.tagged
+    );
 
     // The daemon is up and answers xvsadm.
     let listing = d.cli_ok("-L -n");
@@ -1370,6 +1383,16 @@ fn malformed_corpus_is_counted_and_live_flows_survive() {
         panic!("counters differ from the corpus:\n{}", diff.join("\n"));
     }
     assert!(after.xvsd.tx - before.xvsd.tx >= want[&Row::of(Forward)]);
+    // A tagged frame forwarded keeps its tag (docs/hardening.md, findings).
+    let tagged_forwarded = cases
+        .iter()
+        .filter(|c| c.expect == Forward && c.frame[12..14] == [0x81, 0x00])
+        .count() as u64;
+    assert_eq!(
+        after.tagged - before.tagged,
+        tagged_forwarded,
+        "VLAN 7 at the real servers"
+    );
     d.stop(&lab);
     println!("malformed_e2e: {:.1} s", t0.elapsed().as_secs_f64());
 }
