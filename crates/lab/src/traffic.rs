@@ -340,6 +340,8 @@ fn xsk_err(what: &str) -> impl FnOnce(XskError) -> LabError + '_ {
 
 /// How long a finished source waits for its last completions.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long binding retries while the queue is still busy.
+const BIND_RETRY: Duration = Duration::from_secs(5);
 
 /// The generator thread: binds, says so through `ready`, sends.
 fn run(
@@ -356,7 +358,6 @@ fn run(
             set.set(core)?;
             sched_setaffinity(Pid::from_raw(0), &set)?;
         }
-        let mut umem = Umem::new(&UmemConfig::default()).map_err(xsk_err("generator UMEM"))?;
         let sc = SocketConfig {
             rx_size: 64,
             fill_size: 64,
@@ -364,9 +365,23 @@ fn run(
             comp_size: 2048,
             ..SocketConfig::default()
         };
-        let sock = Socket::new(&mut umem, &cfg.iface, cfg.queue, &sc)
-            .map_err(xsk_err("generator AF_XDP socket"))?;
-        Ok((umem, sock))
+        // The kernel lets go of a closed socket's queue from a work item:
+        // right after an earlier generator on the same queue, binding can
+        // find it still busy for a while (seen on a loaded machine).
+        let deadline = Instant::now() + BIND_RETRY;
+        loop {
+            let mut umem = Umem::new(&UmemConfig::default()).map_err(xsk_err("generator UMEM"))?;
+            match Socket::new(&mut umem, &cfg.iface, cfg.queue, &sc) {
+                Ok(sock) => return Ok((umem, sock)),
+                Err(XskError::Sys { source, .. })
+                    if source.kind() == std::io::ErrorKind::ResourceBusy
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(xsk_err("generator AF_XDP socket")(e)),
+            }
+        }
     };
     let (mut umem, mut sock) = match setup() {
         Ok(v) => {
