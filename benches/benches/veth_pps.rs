@@ -89,22 +89,18 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
-use xvs_dataplane::xsk::{Socket, SocketConfig, Umem, UmemConfig};
+use xvs_lab::traffic::{Cycle, GenConfig};
 use xvs_lab::{Family, Host, Mode, Proc, Topology};
 
 /// UDP destination port of the generated traffic (discard).
 const PORT: u16 = 9;
 /// Frame length without FCS: the Ethernet minimum.
 const FRAME_LEN: usize = 60;
-/// Frames per TX submission (and kick).
-const BATCH: usize = 64;
 /// First UDP source port; flow `i` uses `SPORT + i`.
 const SPORT: u16 = 10_000;
 /// How long to wait for the first packets at the real servers (xvsd
@@ -662,110 +658,40 @@ impl Drop for Xvsd {
 
 // ------------------------------------------------------------------ generator
 
-/// Sends `frames` round robin on the client's `eth0` queue 0 from a TX-only
-/// AF_XDP socket until `stop`; `done` counts completed transmissions.
-fn generate(
-    frames: &[Vec<u8>],
-    core: usize,
-    rate: f64,
-    stop: &AtomicBool,
-    done: &AtomicU64,
-) -> Res<()> {
-    pin(Pid::from_raw(0), core)?;
-    let mut umem = Umem::new(&UmemConfig::default()).map_err(|e| format!("UMEM: {e}"))?;
-    let cfg = SocketConfig {
-        rx_size: 64,
-        fill_size: 64,
-        tx_size: 2048,
-        comp_size: 2048,
-        ..SocketConfig::default()
-    };
-    let mut sock =
-        Socket::new(&mut umem, "eth0", 0, &cfg).map_err(|e| format!("AF_XDP socket: {e}"))?;
-    let mut batch = Vec::with_capacity(BATCH);
-    let (mut next, mut total, mut queued) = (0usize, 0u64, 0u64);
-    let start = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        total += sock.complete(&mut umem) as u64;
-        done.store(total, Ordering::Relaxed);
-        if rate > 0.0 {
-            // Paced: the next batch is due when the ones before it are.
-            let due = start + Duration::from_secs_f64(queued as f64 / rate);
-            while Instant::now() < due && !stop.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-            }
-        }
-        while batch.len() < BATCH {
-            let Some(mut f) = umem.alloc() else { break };
-            let wrote = umem.frame(&mut f).write_packet(&frames[next]);
-            if wrote.is_err() {
-                umem.release(f);
-                return Err("frame too large for the UMEM".into());
-            }
-            next = (next + 1) % frames.len();
-            batch.push(f);
-        }
-        let sent = sock
-            .send(&mut batch)
-            .map_err(|e| format!("AF_XDP send: {e}"))?;
-        queued += sent as u64;
-    }
-    Ok(())
-}
-
-/// A generator thread in the client's namespace.
-struct Generator {
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
-    thread: Option<JoinHandle<xvs_lab::Result<Res<()>>>>,
-}
+/// The case's frames round robin from the client's `eth0` queue 0
+/// (`xvs_lab::traffic`: a TX-only AF_XDP socket, batches of 64, kicked
+/// every batch) on `core`, until stopped.
+struct Generator(xvs_lab::traffic::Generator);
 
 impl Generator {
     fn start(case: &Case, core: usize, rate: f64) -> Res<Generator> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let (s, d, f) = (
-            Arc::clone(&stop),
-            Arc::clone(&done),
-            Arc::clone(&case.frames),
-        );
-        let thread = case
-            .lab
-            .client()
-            .spawn_thread("veth-pps-gen", move || generate(&f, core, rate, &s, &d))
-            .map_err(|e| format!("generator thread: {e}"))?;
-        Ok(Generator {
-            stop,
-            done,
-            thread: Some(thread),
-        })
+        let cfg = GenConfig {
+            core: Some(core),
+            rate,
+            ..GenConfig::default()
+        };
+        xvs_lab::traffic::Generator::start(
+            case.lab.client(),
+            cfg,
+            Cycle::forever(Arc::clone(&case.frames)),
+        )
+        .map(Generator)
+        .map_err(|e| format!("generator: {e}"))
     }
 
     fn completed(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
+        self.0.completed()
     }
 
     fn failed(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.0.is_finished()
     }
 
-    fn finish(mut self) -> Res<()> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Ok(r))) => r,
-            Some(Ok(Err(e))) => Err(format!("generator: {e}")),
-            Some(Err(_)) => Err("generator panicked".into()),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Generator {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    fn finish(self) -> Res<()> {
+        self.0
+            .stop()
+            .map(|_| ())
+            .map_err(|e| format!("generator: {e}"))
     }
 }
 

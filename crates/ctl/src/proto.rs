@@ -29,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::{Command, SvcKey};
-use crate::state::{Conn, State, SyncDaemon, Timeouts};
+use crate::state::{Conn, Counters, State, SyncDaemon, Timeouts};
 
 /// Version of the protocol this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -79,6 +79,11 @@ pub enum Request {
     GetTimeouts,
     /// The sync daemons (`-L --daemon`): [`Response::Daemons`].
     GetDaemons,
+    /// The data plane's own counters (xvs; IPVS keeps none of these per
+    /// reason): what the workers did with every frame, what the XDP
+    /// program did, the connection table's occupancy:
+    /// [`Response::Counters`].
+    GetCounters,
 }
 
 /// What the daemon answers.
@@ -102,6 +107,9 @@ pub enum Response {
     Timeouts(Timeouts),
     /// The answer to [`Request::GetDaemons`].
     Daemons(Vec<SyncDaemon>),
+    /// The answer to [`Request::GetCounters`] (boxed: it is the largest
+    /// answer by far, and every `Result<_, Response>` would carry its size).
+    Counters(Box<Counters>),
     /// The request failed; nothing changed.
     Error {
         /// For [`Request::Apply`]: the 0-based index in `commands` of the
@@ -261,6 +269,7 @@ mod tests {
             Request::GetConnections,
             Request::GetTimeouts,
             Request::GetDaemons,
+            Request::GetCounters,
         ] {
             let l = encode_request(&req);
             assert_eq!(l.matches('\n').count(), 1, "{l}");
@@ -293,6 +302,12 @@ mod tests {
             Response::Connections(vec![]),
             Response::Timeouts(Timeouts::default()),
             Response::Daemons(vec![]),
+            Response::Counters(Box::new(Counters {
+                rx: 10,
+                tx: 7,
+                dropped: [("truncated_tcp".to_owned(), 3)].into(),
+                ..Counters::default()
+            })),
             Response::Error {
                 index: Some(3),
                 message: "Destination already exists".into(),

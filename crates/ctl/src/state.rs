@@ -223,6 +223,57 @@ pub struct Conn {
     pub pe: Option<(String, String)>,
 }
 
+/// The data plane's own counters, summed over the worker cores: the
+/// answer to [`crate::proto::Request::GetCounters`] (xvs; IPVS counts
+/// little of this, and not by reason).
+///
+/// Every frame a worker receives is counted once in `rx` and once in
+/// exactly one of `tx`, `replied`, `passed` and `dropped`, so
+/// `rx = tx + Σ replied + Σ passed + Σ dropped`. The maps hold every
+/// reason the daemon knows, zeros included, under the stable snake_case
+/// names listed in `docs/hardening.md`. Counters only grow (`-Z` does not
+/// reset them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Frames the workers received from their AF_XDP sockets.
+    pub rx: u64,
+    /// Frames forwarded (to a real server or, NAT replies, to a client).
+    pub tx: u64,
+    /// Frames answered with an ICMP or ICMPv6 error, by reason.
+    pub replied: BTreeMap<String, u64>,
+    /// Frames not the director's to handle, by reason (IPVS would accept
+    /// them to the local stack; an AF_XDP worker cannot hand a frame back
+    /// to the kernel, so they end here).
+    pub passed: BTreeMap<String, u64>,
+    /// Frames dropped, by reason: the parser's reasons (malformed frames)
+    /// and the pipeline's (fragments, table full...).
+    pub dropped: BTreeMap<String, u64>,
+    /// The workers' I/O counters (`tx_ring_full`, `tx_no_socket`,
+    /// `errors`...).
+    pub io: BTreeMap<String, u64>,
+    /// The XDP steering program's counters: `redirected` to a worker,
+    /// `passed` to the kernel, `no_socket` (steered, but no socket on the
+    /// queue). Empty when the program is not loaded.
+    pub xdp: BTreeMap<String, u64>,
+    /// The connection table.
+    pub conns: TableCounters,
+}
+
+/// Occupancy and history of the connection table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCounters {
+    /// Entries now (connections and persistence templates).
+    pub entries: u64,
+    /// Most entries it holds (`xvsd --max-conns`).
+    pub capacity: u64,
+    /// Entries created since the start.
+    pub created: u64,
+    /// Entries expired since the start.
+    pub expired: u64,
+    /// Insertions refused because the table was full.
+    pub refused_full: u64,
+}
+
 /// The director's configuration and counters: the answer to
 /// [`crate::proto::Request::GetState`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,8 +50,8 @@ fn documented() -> Vec<(String, Vec<String>)> {
             if !cmd.starts_with("xvsadm ") && cmd != "xvsadm" {
                 continue;
             }
-            let mut words = split_words(&cmd)
-                .unwrap_or_else(|e| panic!("{name}:{start}: {cmd}: {e}"));
+            let mut words =
+                split_words(&cmd).unwrap_or_else(|e| panic!("{name}:{start}: {cmd}: {e}"));
             // A comment, a redirection or a pipe ends the command.
             if let Some(end) = words
                 .iter()
@@ -75,5 +75,9 @@ fn every_documented_xvsadm_command_parses() {
             bad.push(format!("{at}: {}: {e}", words.join(" ")));
         }
     }
-    assert!(bad.is_empty(), "documented commands xvsadm refuses:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "documented commands xvsadm refuses:\n{}",
+        bad.join("\n")
+    );
 }

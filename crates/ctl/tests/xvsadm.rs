@@ -30,6 +30,7 @@ impl Handler for ModelHandler {
             Request::GetTimeouts => Response::Timeouts(m.state.timeouts),
             Request::GetDaemons => Response::Daemons(m.state.daemons.clone()),
             Request::GetConnections => Response::Connections(Vec::new()),
+            Request::GetCounters => Response::Counters(Default::default()),
             Request::Version => Response::Version {
                 daemon: "test".into(),
                 protocol: PROTOCOL_VERSION,

@@ -84,7 +84,7 @@ fn metrics_count_what_went_through() {
     // After set-up xvsd holds CAP_NET_ADMIN (12), CAP_NET_RAW (13) and
     // CAP_BPF (39) only, in its bounding set too: nothing it starts can
     // regain more.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid().unwrap())).unwrap();
     let caps = |k: &str| {
         let v = status
             .lines()

@@ -85,7 +85,7 @@ fn soak_churn_changes_and_flaps() {
         let svc = format!("{vip}:80");
         while start.elapsed() < Duration::from_secs(secs) {
             if rss_warm.is_none() && start.elapsed() >= warm {
-                rss_warm = Some(rss_kib(d.pid()));
+                rss_warm = Some(rss_kib(d.pid().unwrap()));
             }
             // Configuration changes: drain and restore rs1, delete and add rs2.
             let step = changes % 4;
@@ -124,7 +124,7 @@ fn soak_churn_changes_and_flaps() {
         client.join().unwrap();
         (rss_warm, changes, flaps)
     });
-    let rss_end = rss_kib(d.pid());
+    let rss_end = rss_kib(d.pid().unwrap());
     let rss_warm = rss_warm.unwrap_or(rss_end);
     std::thread::sleep(Duration::from_millis(300));
 

@@ -26,6 +26,9 @@
 //!   a checkable [`pattern`].
 //! - [`client`]: HTTP GET (one-shot, or keep-alive with [`HttpConn`]), UDP request/answer and raw IP packets (IP-in-IP
 //!   built by [`client::ip_in_ip`]) from inside a namespace.
+//! - `traffic` (feature `xsk`): an AF_XDP generator sending raw Ethernet
+//!   frames (malformed ones included) from a namespace at up to a few
+//!   million per second, paced or not; a SYN flood source.
 //! - [`decap`]: the XDP program that lets a real server here take TUN
 //!   traffic although the kernel has no `ipip` module.
 //! - [`or_skip`] / [`ready`]: the test gate. Without root or a needed tool
@@ -62,6 +65,8 @@ pub mod keepalived;
 pub mod netns;
 pub mod pattern;
 pub mod topology;
+#[cfg(feature = "xsk")]
+pub mod traffic;
 
 pub use bird::Bird;
 pub use client::{DEFAULT_TIMEOUT, HttpConn, HttpResponse};

@@ -30,7 +30,7 @@ use super::health::Health;
 use super::sync::{SyncDaemon, Taps};
 use crate::director::{Director, HealthMark, Reach};
 use crate::netlink::{Link, Netlink, NextHopResolver, Resolution};
-use crate::pipeline::{DestTotals, SyncTap, WorkerStats};
+use crate::pipeline::{DestTotals, DropReason, PassReason, ReplyReason, SyncTap, WorkerStats};
 use crate::service::{Gateway, Iface, Snapshot, SvcAddr, af_index};
 use crate::worker::{Clock, IoStats};
 use crate::xdp::{SteerKey, Steering};
@@ -55,7 +55,7 @@ pub struct Control {
     links: Vec<Link>,
     clock: Clock,
     workers: Vec<Arc<WorkerStats>>,
-    /// Each worker's I/O counters.
+    /// Every worker's I/O counters.
     io: Vec<Arc<IoStats>>,
     /// Per destination slot: the totals at the last `-Z`.
     zeroed: Vec<DestTotals>,
@@ -122,7 +122,7 @@ impl Control {
 
     /// Adds a worker's counters to the statistics and its sync queue to the
     /// master's sources.
-    pub fn add_worker(&mut self, stats: Arc<WorkerStats>, tap: Arc<SyncTap>, io: Arc<IoStats>) {
+    pub fn add_worker(&mut self, stats: Arc<WorkerStats>, io: Arc<IoStats>, tap: Arc<SyncTap>) {
         self.workers.push(stats);
         self.io.push(io);
         tap.set_on(self.daemons.iter().any(|d| d.state() == SyncState::Master));
@@ -496,6 +496,60 @@ impl Control {
         &self.io
     }
 
+    /// The data plane's counters, summed over the workers, with the XDP
+    /// program's and the connection table's (`Request::GetCounters`).
+    pub fn counters(&self) -> state::Counters {
+        let sum = |f: &dyn Fn(&WorkerStats) -> u64| self.workers.iter().map(|w| f(w)).sum();
+        let io = |f: &dyn Fn(&IoStats) -> u64| self.io.iter().map(|i| f(i)).sum();
+        let xdp = match self.steering.as_ref().map(Steering::stats) {
+            Some(Ok(x)) => named([
+                ("redirected", x.redirected),
+                ("passed", x.passed),
+                ("no_socket", x.no_socket),
+            ]),
+            Some(Err(e)) => {
+                eprintln!("xvsd: reading the XDP program's counters: {e}");
+                named([])
+            }
+            None => named([]),
+        };
+        let (created, expired, refused_full) = self.conns.stats();
+        state::Counters {
+            rx: sum(&|w| w.rx.get()),
+            tx: sum(&|w| w.tx.get()),
+            replied: named(
+                ReplyReason::ALL
+                    .iter()
+                    .map(|&r| (r.as_str(), sum(&|w| w.replied(r)))),
+            ),
+            passed: named(
+                PassReason::ALL
+                    .iter()
+                    .map(|&r| (r.as_str(), sum(&|w| w.passed(r)))),
+            ),
+            dropped: named(
+                (0..DropReason::COUNT)
+                    .filter_map(DropReason::from_index)
+                    .map(|r| (r.as_str(), sum(&|w| w.dropped(r)))),
+            ),
+            io: named([
+                ("busy_rounds", io(&|i| i.busy_rounds.get())),
+                ("sleeps", io(&|i| i.sleeps.get())),
+                ("tx_ring_full", io(&|i| i.tx_ring_full.get())),
+                ("tx_no_socket", io(&|i| i.tx_no_socket.get())),
+                ("errors", io(&|i| i.errors.get())),
+            ]),
+            xdp,
+            conns: state::TableCounters {
+                entries: self.conns.len() as u64,
+                capacity: self.conns.capacity() as u64,
+                created,
+                expired,
+                refused_full,
+            },
+        }
+    }
+
     /// Resolves next hops, builds and stores a new snapshot, and makes the
     /// steering maps follow. Netlink trouble is logged and the previous
     /// resolutions are used.
@@ -673,4 +727,14 @@ impl Control {
             eprintln!("xvsd: steering local addresses: {e}");
         }
     }
+}
+
+/// Counters by name.
+fn named<'a>(
+    counters: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::collections::BTreeMap<String, u64> {
+    counters
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }

@@ -49,6 +49,7 @@ impl Handler for CtlHandler {
             Request::GetConnections => Response::Connections(self.control.lock().connections()),
             Request::GetTimeouts => Response::Timeouts(self.control.lock().timeouts()),
             Request::GetDaemons => Response::Daemons(self.control.lock().daemons()),
+            Request::GetCounters => Response::Counters(Box::new(self.control.lock().counters())),
         }
     }
 }

@@ -35,7 +35,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::Control;
-use crate::pipeline::{DropReason, PassReason, ReplyReason};
 
 /// Longest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
@@ -197,49 +196,67 @@ pub fn render(c: &Control) -> String {
         services(&mut e, &state);
     }
     workers(&mut e, c);
-    let t = c.conns();
-    let (created, expired, full) = t.stats();
-    e.family(
-        "xvs_conntrack_entries",
-        "gauge",
-        "Connections and templates in the table.",
-    );
-    e.sample("xvs_conntrack_entries", &[], t.len());
-    e.family(
-        "xvs_conntrack_capacity",
-        "gauge",
-        "Most entries the table holds (--max-conns).",
-    );
-    e.sample("xvs_conntrack_capacity", &[], t.capacity());
-    for (name, help, v) in [
-        ("xvs_conntrack_created_total", "Entries created.", created),
+    let totals = c.counters();
+    for (family, help, map) in [
         (
-            "xvs_conntrack_expired_total",
-            "Entries expired or removed.",
-            expired,
+            "xvs_drops_total",
+            "Frames dropped, by reason, all workers.",
+            &totals.dropped,
         ),
         (
-            "xvs_conntrack_full_total",
-            "Entries refused: table full.",
-            full,
+            "xvs_passes_total",
+            "Frames not the director's, by reason, all workers.",
+            &totals.passed,
+        ),
+        (
+            "xvs_replies_total",
+            "ICMP errors sent, by reason, all workers.",
+            &totals.replied,
         ),
     ] {
-        e.family(name, "counter", help);
-        e.sample(name, &[], v);
+        e.family(family, "counter", help);
+        for (reason, v) in map {
+            e.sample(family, &[("reason", reason)], v);
+        }
     }
-    if let Some(st) = c.steering().and_then(|s| s.stats().ok()) {
+    if !totals.xdp.is_empty() {
         e.family(
             "xvs_xdp_frames_total",
             "counter",
             "Frames seen by the steering program, by outcome.",
         );
-        for (outcome, v) in [
-            ("redirected", st.redirected),
-            ("passed", st.passed),
-            ("no_socket", st.no_socket),
-        ] {
+        for (outcome, v) in &totals.xdp {
             e.sample("xvs_xdp_frames_total", &[("outcome", outcome)], v);
         }
+    }
+    let t = &totals.conns;
+    e.family(
+        "xvs_conntrack_entries",
+        "gauge",
+        "Connections and templates in the table.",
+    );
+    e.sample("xvs_conntrack_entries", &[], t.entries);
+    e.family(
+        "xvs_conntrack_capacity",
+        "gauge",
+        "Most entries the table holds (--max-conns).",
+    );
+    e.sample("xvs_conntrack_capacity", &[], t.capacity);
+    for (name, help, v) in [
+        ("xvs_conntrack_created_total", "Entries created.", t.created),
+        (
+            "xvs_conntrack_expired_total",
+            "Entries expired or removed.",
+            t.expired,
+        ),
+        (
+            "xvs_conntrack_full_total",
+            "Entries refused: table full.",
+            t.refused_full,
+        ),
+    ] {
+        e.family(name, "counter", help);
+        e.sample(name, &[], v);
     }
     let daemons = c.daemons();
     let mut names: Vec<&String> = daemons.iter().flat_map(|d| d.counters.keys()).collect();
@@ -453,33 +470,6 @@ fn workers(e: &mut Exposition, c: &Control) {
         for (i, s) in io.iter().enumerate() {
             e.sample(name, &[("worker", &i.to_string())], f(s));
         }
-    }
-    e.family(
-        "xvs_drops_total",
-        "counter",
-        "Frames dropped, by reason, all workers.",
-    );
-    for (i, r) in (0..DropReason::COUNT).filter_map(|i| Some((i, DropReason::from_index(i)?))) {
-        let v: u64 = ws.iter().map(|w| w.drops[i].get()).sum();
-        e.sample("xvs_drops_total", &[("reason", r.as_str())], v);
-    }
-    e.family(
-        "xvs_passes_total",
-        "counter",
-        "Frames not the director's, by reason, all workers.",
-    );
-    for r in PassReason::ALL {
-        let v: u64 = ws.iter().map(|w| w.passes[r.index()].get()).sum();
-        e.sample("xvs_passes_total", &[("reason", r.as_str())], v);
-    }
-    e.family(
-        "xvs_replies_total",
-        "counter",
-        "ICMP errors sent, by reason, all workers.",
-    );
-    for r in ReplyReason::ALL {
-        let v: u64 = ws.iter().map(|w| w.replies[r.index()].get()).sum();
-        e.sample("xvs_replies_total", &[("reason", r.as_str())], v);
     }
 }
 

@@ -336,7 +336,7 @@ impl Daemon {
             );
             w.prime()
                 .map_err(|e| setup(format!("fill ring of worker {q}"))(&e))?;
-            ctl.add_worker(w.stats(), w.sync_tap(), w.io_stats());
+            ctl.add_worker(w.stats(), w.io_stats(), w.sync_tap());
             io.push(w.io_stats());
             let core = (!opts.cores.is_empty()).then(|| opts.cores[q as usize % opts.cores.len()]);
             let stop = Arc::clone(&stop);

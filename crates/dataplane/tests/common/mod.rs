@@ -114,9 +114,9 @@ impl Xvsd {
         }
     }
 
-    /// xvsd's process id.
-    pub fn pid(&self) -> u32 {
-        self.proc.as_ref().map_or(0, Proc::id)
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::id)
     }
 
     /// What xvsd logged so far.
@@ -166,6 +166,15 @@ impl Xvsd {
         }) {
             Response::Ok => {}
             other => panic!("xvsadm {args}: {other:?}"),
+        }
+    }
+
+    /// The data plane's counters (drops and passes by reason, the XDP
+    /// program's, the connection table's).
+    pub fn counters(&self) -> xvs_ctl::state::Counters {
+        match self.call(&Request::GetCounters) {
+            Response::Counters(c) => *c,
+            other => panic!("GetCounters: {other:?}"),
         }
     }
 
