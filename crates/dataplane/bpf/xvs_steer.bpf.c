@@ -29,7 +29,12 @@
  * slot holds no socket the frame is passed to the kernel and counted as
  * STAT_NO_SOCKET.
  *
- * Parsing: Ethernet, up to two VLAN tags (802.1Q / 802.1ad), IPv4 with
+ * VLAN-tagged frames (802.1Q / 802.1ad) are the kernel's: xvsd serves
+ * untagged ports, and a tagged frame taken as if untagged would reach the
+ * real servers with its tag, on whatever VLAN the sender chose; the kernel
+ * drops it, or gives it to the VLAN device it belongs to, as with IPVS.
+ *
+ * Parsing: Ethernet, IPv4 with
  * options, IPv6 with up to XVS_MAX_EXT_HDRS extension headers (hop-by-hop,
  * routing, destination options, fragment, AH). Everything that does not
  * parse is passed to the kernel (STAT_PASSED).
@@ -368,24 +373,12 @@ int xvs_steer(struct xdp_md *ctx)
 	__u16 type;
 	__u32 slot = 0, *slotp, idx, ifindex;
 	long act;
-	int i, err;
+	int err;
 
 	if ((void *)(eth + ETH_HLEN) > end)
 		goto pass;
 	type = ((__u16)eth[12] << 8) | eth[13];
 	l3 = eth + ETH_HLEN;
-
-#pragma unroll
-	for (i = 0; i < 2; i++) {
-		__u8 *tag = l3;
-
-		if (type != ETH_P_8021Q && type != ETH_P_8021AD)
-			break;
-		if ((void *)(tag + 4) > end)
-			goto pass;
-		type = ((__u16)tag[2] << 8) | tag[3];
-		l3 = tag + 4;
-	}
 
 	if (type == ETH_P_IP)
 		err = parse_ipv4(&f, l3, end);
