@@ -1241,6 +1241,36 @@ impl ConnTable {
         n
     }
 
+    /// Brings the expiry of every connection in TCP state `state` down to
+    /// at most `max_ms` from `now` (a director under a SYN flood shortens
+    /// the SYN_RECV entries it already holds). Returns the entries changed.
+    /// One shard lock at a time, on the control thread.
+    pub fn clamp_expiry(&self, now: u64, state: TcpState, max_ms: u64) -> usize {
+        let limit = now.saturating_add(max_ms);
+        let mut n = 0;
+        for shard in self.shards.iter() {
+            let mut sh = shard.lock();
+            for slot in 0..sh.used {
+                let c = sh.at(slot);
+                if c.flags & flags::LIVE == 0
+                    || c.is_template()
+                    || c.tcp_state() != state
+                    || c.proto != Proto::Tcp as u8
+                    || c.expires <= limit
+                {
+                    continue;
+                }
+                let c = sh.at_mut(slot);
+                c.expires = limit;
+                c.timeout_ms = max_ms.min(MAX_TIMEOUT_MS) as u32;
+                sh.wheel_unlink(slot);
+                sh.wheel_push(slot);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Visits every live entry (for `-Lnc`, sync and statistics) without
     /// stopping the data plane: entries are copied out in batches of at most
     /// `batch` per lock hold, and `f` runs with no lock held.

@@ -603,3 +603,25 @@ fn install_respects_capacity_and_templates() {
     let (_, v) = t.acquire_template(S, &tk).expect("template");
     assert_eq!(v.dest, 2);
 }
+
+#[test]
+fn clamping_syn_recv_entries_expires_them_sooner() {
+    let t = table(1024, 4);
+    let half_open: Vec<ConnKey> = (0..10).map(|p| key(Proto::Tcp, 20, 1000 + p)).collect();
+    for k in &half_open {
+        t.insert(0, &new_conn(*k, Fwd::Route, 1), SYN, 60).unwrap();
+    }
+    let est = key(Proto::Tcp, 21, 2000);
+    t.insert(0, &new_conn(est, Fwd::Route, 1), SYN, 60).unwrap();
+    t.lookup_in(0, &est, ACK, 40);
+    assert_eq!(t.clamp_expiry(S, TcpState::SynRecv, 10 * S), 10);
+    assert_eq!(
+        t.clamp_expiry(S, TcpState::SynRecv, 10 * S),
+        0,
+        "already clamped"
+    );
+    // Gone at 11 s instead of 60 s; the established one stays.
+    assert_eq!(t.expire(12 * S, usize::MAX), 10);
+    assert!(t.peek_in(&est).is_some());
+    assert!(half_open.iter().all(|k| t.peek_in(k).is_none()));
+}

@@ -383,12 +383,13 @@ fn syn_flood_keeps_the_table_bounded_and_live_flows_working() {
 }
 
 /// How long new clients are refused after a flood filled the table: until
-/// its entries' SYN_RECV timeout (60 s) runs out. A measurement, about
-/// 65 s, so not run by default:
-/// `cargo test -p xvs-dataplane --test synflood_e2e -- --ignored --nocapture`.
+/// its half-open entries time out. That was IPVS's 60 s SYN_RECV timeout;
+/// a table 7/8 full now shortens them to 10 s (the entries already there
+/// included), so new clients are served again about 10 s after the flood.
+/// The bound asserted is loose (30 s, half the old lockout): the figure is
+/// printed for docs/hardening.md.
 #[test]
-#[ignore = "a 65 s measurement for docs/hardening.md"]
-fn syn_flood_locks_new_clients_out_until_syn_recv_expires() {
+fn syn_flood_lockout_ends_with_the_short_syn_recv_timeout() {
     let Some(lab) = lab(Mode::Nat, 2) else { return };
     let _echo = lab.start_echo(HTTP, 5353).unwrap();
     let max = MAX_CONNS.to_string();
@@ -450,10 +451,10 @@ fn syn_flood_locks_new_clients_out_until_syn_recv_expires() {
             break stopped.elapsed();
         }
         assert!(
-            stopped.elapsed() < Duration::from_secs(90),
-            "new clients still refused after 90 s"
+            stopped.elapsed() < Duration::from_secs(30),
+            "new clients still refused 30 s after the flood"
         );
-        std::thread::sleep(Duration::from_secs(4));
+        std::thread::sleep(Duration::from_secs(2));
     };
     println!("new clients refused for {served:.1?} after the flood");
     d.stop(&lab);

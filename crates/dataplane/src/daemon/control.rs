@@ -35,6 +35,15 @@ use crate::service::{Gateway, Iface, Snapshot, SvcAddr, af_index};
 use crate::worker::{Clock, IoStats};
 use crate::xdp::{SteerKey, Steering};
 
+/// A table this full (7/8) is under pressure (a SYN flood, most likely):
+/// half-open connections get [`PRESSURE_SYN_RECV_S`] instead of their
+/// normal SYN_RECV timeout, until it is below 3/4 again.
+const PRESSURE_ON: (usize, usize) = (7, 8);
+const PRESSURE_OFF: (usize, usize) = (3, 4);
+/// SYN_RECV timeout under pressure, seconds (IPVS 2.4's value under attack;
+/// the normal one is 60 s as IPVS's).
+const PRESSURE_SYN_RECV_S: u32 = 10;
+
 /// Entries examined per shard per expiry pass.
 const EXPIRE_BUDGET: usize = 4096;
 /// How often next hops are re-checked when all are resolved.
@@ -75,6 +84,9 @@ pub struct Control {
     daemons: Vec<SyncDaemon>,
     /// Health checks and what they did.
     health: Health,
+    /// Under table pressure: the normal SYN_RECV timeout (seconds) to
+    /// restore when it ends.
+    pressure: Option<u32>,
 }
 
 impl Control {
@@ -111,6 +123,7 @@ impl Control {
             taps: Taps::default(),
             daemons: Vec::new(),
             health: Health::default(),
+            pressure: None,
         }
     }
 
@@ -565,6 +578,7 @@ impl Control {
     /// republishes when one changed.
     pub fn tick(&mut self) {
         self.conns.expire(self.clock.now_ms(), EXPIRE_BUDGET);
+        self.check_pressure();
         self.sample_rates();
         if self.health.update(&mut self.director) {
             self.publish();
@@ -579,6 +593,48 @@ impl Control {
             let snap = self.build();
             self.snapshot.store(Arc::new(snap));
             self.sync_steering();
+        }
+    }
+
+    /// Whether the connection table is under pressure (see
+    /// [`PRESSURE_ON`]).
+    pub fn under_pressure(&self) -> bool {
+        self.pressure.is_some()
+    }
+
+    /// Shortens half-open connections' timeout while the table is nearly
+    /// full, so a SYN flood's entries make room in seconds rather than a
+    /// minute; restores it when the table has room again.
+    fn check_pressure(&mut self) {
+        use xvs_conntrack::TcpState::SynRecv;
+        let (len, cap) = (self.conns.len(), self.conns.capacity());
+        match self.pressure {
+            None if len * PRESSURE_ON.1 >= cap * PRESSURE_ON.0 => {
+                let normal = (self.conns.timeouts.tcp_ms(SynRecv) / 1000) as u32;
+                let mut clamped = 0;
+                if normal > PRESSURE_SYN_RECV_S {
+                    self.conns
+                        .timeouts
+                        .set_tcp_state(SynRecv, PRESSURE_SYN_RECV_S);
+                    clamped = self.conns.clamp_expiry(
+                        self.clock.now_ms(),
+                        SynRecv,
+                        u64::from(PRESSURE_SYN_RECV_S) * 1000,
+                    );
+                }
+                eprintln!(
+                    "xvsd: connection table {len} of {cap}: half-open connections now time                      out after {PRESSURE_SYN_RECV_S} s ({clamped} shortened)"
+                );
+                self.pressure = Some(normal);
+            }
+            Some(normal) if len * PRESSURE_OFF.1 < cap * PRESSURE_OFF.0 => {
+                self.conns.timeouts.set_tcp_state(SynRecv, normal);
+                eprintln!(
+                    "xvsd: connection table {len} of {cap}: SYN_RECV timeout back to {normal} s"
+                );
+                self.pressure = None;
+            }
+            _ => {}
         }
     }
 

@@ -237,6 +237,12 @@ pub fn render(c: &Control) -> String {
     );
     e.sample("xvs_conntrack_entries", &[], t.entries);
     e.family(
+        "xvs_conntrack_pressure",
+        "gauge",
+        "1 while the table is 7/8 full: half-open connections time out after 10 s.",
+    );
+    e.sample("xvs_conntrack_pressure", &[], u8::from(c.under_pressure()));
+    e.family(
         "xvs_conntrack_capacity",
         "gauge",
         "Most entries the table holds (--max-conns).",
