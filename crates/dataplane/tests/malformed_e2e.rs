@@ -349,13 +349,16 @@ impl Ports {
 }
 
 /// What xvsd makes of a TCP packet that parsed, to a TCP VIP, on no
-/// connection: a SYN (no ACK, RST or FIN) starts one and is forwarded,
-/// anything else is not its to handle.
+/// connection: a SYN (no ACK, RST or FIN) starts one and is forwarded, a
+/// reset is dropped (passed), anything else is answered with a reset as the
+/// local stack behind IPVS would.
 fn tcp_outcome(flags: u8) -> Outcome {
     if flags & (SYN | ACK | RST | FIN) == SYN {
         Forward
-    } else {
+    } else if flags & RST != 0 {
         Pass("not_syn")
+    } else {
+        Reply("reset")
     }
 }
 
@@ -559,7 +562,7 @@ fn corpus(lab: &Topology) -> Vec<Case> {
     }
     let mut padded = e.ip4(&ack4(port.next()));
     padded.resize(200, 0xee);
-    add("IPv4 ACK padded to 200 bytes", padded, Pass("not_syn"));
+    add("IPv4 ACK padded to 200 bytes", padded, Reply("reset"));
 
     // Fragments: not reassembled, dropped (first and non-first), but for
     // the kernel when they are not the director's (its own address).
@@ -624,7 +627,7 @@ fn corpus(lab: &Topology) -> Vec<Case> {
     add(
         "IPv6 atomic fragment, ACK",
         e.ip6(&ip6(c6, vip6, 44, 64, None, &chain)),
-        Pass("not_syn"),
+        Reply("reset"),
     );
 
     // TTL and hop limit 1 (and 0): a SYN starts a connection, whose
@@ -642,7 +645,7 @@ fn corpus(lab: &Topology) -> Vec<Case> {
     add(
         "IPv4 ACK, TTL 1",
         e.ip4(&Ip4::new(c4, vip4, 6).with(|h| h.ttl = 1).build(&seg)),
-        Pass("not_syn"),
+        Reply("reset"),
     );
     let seg = tcp(c6, vip6, port.next(), HTTP, SYN, &[]);
     add(
@@ -666,7 +669,7 @@ fn corpus(lab: &Topology) -> Vec<Case> {
     add(
         "IPv6 hop-by-hop + destination options, ACK",
         e.ip6(&ip6(c6, vip6, 0, 64, None, &hbh)),
-        Pass("not_syn"),
+        Reply("reset"),
     );
     let mut hbh = opts6(6);
     hbh.extend_from_slice(&tcp(c6, vip6, port.next(), HTTP, SYN, &[]));
@@ -680,19 +683,19 @@ fn corpus(lab: &Topology) -> Vec<Case> {
     add(
         "IPv6 routing header (segments left 0), ACK",
         e.ip6(&ip6(c6, vip6, 43, 64, None, &rt)),
-        Pass("not_syn"),
+        Reply("reset"),
     );
     let mut ah = vec![6, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
     ah.extend_from_slice(&tcp(c6, vip6, port.next(), HTTP, ACK, &[]));
     add(
         "IPv6 AH, ACK",
         e.ip6(&ip6(c6, vip6, 51, 64, None, &ah)),
-        Pass("not_syn"),
+        Reply("reset"),
     );
     add(
         "IPv6 six destination options headers, ACK",
         e.ip6(&ext_chain(6, ACK, port.next())),
-        Pass("not_syn"),
+        Reply("reset"),
     );
     // The XDP program follows at most six extension headers.
     add(
@@ -879,7 +882,7 @@ fn corpus(lab: &Topology) -> Vec<Case> {
     add(
         "1514-byte IPv4 ACK",
         e.ip4(&Ip4::new(c4, vip4, 6).build(&seg)),
-        Pass("not_syn"),
+        Reply("reset"),
     );
     let seg = tcp(c4, vip4, port.next(), HTTP, SYN, &[0x5a; 1460]);
     add(
@@ -891,7 +894,7 @@ fn corpus(lab: &Topology) -> Vec<Case> {
     add(
         "1514-byte IPv6 ACK",
         e.ip6(&ip6(c6, vip6, 6, 64, None, &seg)),
-        Pass("not_syn"),
+        Reply("reset"),
     );
     let seg = tcp(c4, vip4, port.next(), HTTP, ACK, &[0x5a; 1460]);
     add(

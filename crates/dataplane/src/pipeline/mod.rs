@@ -248,7 +248,7 @@ impl Pipeline {
             return Verdict::Pass(PassReason::NoService);
         };
         if key.proto == Proto::Tcp && !self.may_start(info.tcp_flags) {
-            return Verdict::Pass(PassReason::NotSyn);
+            return self.reset(frame, info);
         }
         let (dest, template) = match svc.persistence {
             None => match self.pick(now, svc, &key) {
@@ -381,6 +381,22 @@ impl Pipeline {
             IcmpError::TooBig(_) => ReplyReason::TooBig,
             IcmpError::TtlExceeded => ReplyReason::TtlExceeded,
         })
+    }
+
+    /// A TCP segment to a service that no connection takes and that may
+    /// not start one: what IPVS's local stack does, a reset (never for a
+    /// reset, nor to a source no answer may go to; those are passed, which
+    /// for an AF_XDP worker means dropped).
+    #[cold]
+    fn reset(&mut self, frame: &mut Frame<'_>, info: &PacketInfo) -> Verdict {
+        if info.tcp_flags & tcp_flags::RST != 0 || !may_answer(&info.src) {
+            return Verdict::Pass(PassReason::NotSyn);
+        }
+        self.ident = self.ident.wrapping_add(1);
+        if !reply::build_rst(frame, info, self.ident) {
+            return Verdict::Pass(PassReason::NotSyn);
+        }
+        Verdict::Reply(ReplyReason::Reset)
     }
 
     /// The answer to a packet too big for an egress MTU of `mtu` once `extra`

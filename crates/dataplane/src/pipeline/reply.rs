@@ -121,3 +121,84 @@ pub fn build(
     }
     frame.set_len(l3 + over + quote)
 }
+
+/// Turns a TCP segment that no connection takes and that may not start one
+/// into the reset the director's kernel would send for it (IPVS accepts such
+/// a segment to the local stack, which has no socket there), RFC 9293
+/// 3.10.7.1: from the segment's destination back to its source, sequence
+/// number the segment's acknowledgment if it has one, else 0 with an
+/// acknowledgment of everything the segment occupied. IP options and IPv6
+/// extension headers are not carried over. False, frame untouched, when the
+/// segment is too short to read.
+pub fn build_rst(frame: &mut Frame<'_>, info: &PacketInfo, ident: u16) -> bool {
+    use crate::wire::checksum;
+    use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
+    let l3 = info.l3_off;
+    let l4 = info.l4_off;
+    let data = frame.data_mut();
+    let Some(seg) = data.get(l4..l4 + 20) else {
+        return false;
+    };
+    let seq = u32::from_be_bytes([seg[4], seg[5], seg[6], seg[7]]);
+    let ack = u32::from_be_bytes([seg[8], seg[9], seg[10], seg[11]]);
+    let doff = usize::from(seg[12] >> 4) * 4;
+    let payload = info.l4_len.saturating_sub(doff) as u32;
+    let flags = info.tcp_flags;
+    let (rst_seq, rst_ack, rst_flags) = if flags & ACK != 0 {
+        (ack, 0, RST)
+    } else {
+        let occupied = payload + u32::from(flags & SYN != 0) + u32::from(flags & FIN != 0);
+        (0, seq.wrapping_add(occupied), RST | ACK)
+    };
+    // Back where it came from: swap the Ethernet addresses.
+    let (dst, rest) = data.split_at_mut(6);
+    dst.swap_with_slice(&mut rest[..6]);
+    let ip_len = match info.af {
+        Af::V4 => ipv4::HEADER_LEN,
+        Af::V6 => ipv6::HEADER_LEN,
+    };
+    let Some(hdr) = data.get_mut(l3..l3 + ip_len + 20) else {
+        return false;
+    };
+    match info.af {
+        Af::V4 => {
+            let repr = Ipv4Repr {
+                src_addr: info.dst.v4_octets(),
+                dst_addr: info.src.v4_octets(),
+                protocol: ip_proto::TCP,
+                total_len: (ipv4::HEADER_LEN + 20) as u16,
+                ident,
+                dont_frag: true,
+                ttl: 64,
+                tos: 0,
+            };
+            if let Some(h) = hdr.first_chunk_mut::<{ ipv4::HEADER_LEN }>() {
+                repr.emit(h);
+            }
+        }
+        Af::V6 => {
+            let repr = Ipv6Repr {
+                src_addr: info.dst.0,
+                dst_addr: info.src.0,
+                next_header: ip_proto::TCP,
+                payload_len: 20,
+                hop_limit: 64,
+                traffic_class: 0,
+            };
+            if let Some(h) = hdr.first_chunk_mut::<{ ipv6::HEADER_LEN }>() {
+                repr.emit(h);
+            }
+        }
+    }
+    let t = &mut hdr[ip_len..];
+    t[0..2].copy_from_slice(&info.dport.to_be_bytes());
+    t[2..4].copy_from_slice(&info.sport.to_be_bytes());
+    t[4..8].copy_from_slice(&rst_seq.to_be_bytes());
+    t[8..12].copy_from_slice(&rst_ack.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = rst_flags;
+    t[14..20].fill(0);
+    let c = checksum::transport(&info.dst, &info.src, ip_proto::TCP, t);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    frame.set_len(l3 + ip_len + 20)
+}

@@ -995,6 +995,8 @@ fn pass_and_drop_reasons() {
         vec![rs(1, Af::V4, 80, Fwd::Route)],
     )]);
     let p = client_pkt(Af::V4, ACK, 80);
+    assert_eq!(lab.run(1, &frame(&p)).0, Verdict::Reply(ReplyReason::Reset));
+    let p = client_pkt(Af::V4, L4::Tcp(tcp_flags::RST | tcp_flags::ACK), 80);
     assert_eq!(lab.run(1, &frame(&p)).0, Verdict::Pass(PassReason::NotSyn));
     let p = client_pkt(Af::V4, SYN, 81);
     assert_eq!(
@@ -1493,4 +1495,64 @@ fn sync_tap_offers_new_connections_and_state_changes() {
     // ESTABLISHED, also the third packet); the server's SYN-ACK keeps
     // SYN_RECV and the fourth packet is neither a change nor a refresh.
     assert_eq!(got, [(40001, 80), (40001, 80)]);
+}
+
+/// A segment no connection takes and that may not start one gets the
+/// reset the director's kernel would send (RFC 9293 3.10.7.1), in both
+/// families: addresses, ports and MACs swapped, the sequence number from
+/// the segment's acknowledgment, or an acknowledgment of what it carried.
+#[test]
+fn segments_of_no_connection_are_reset() {
+    for af in [Af::V4, Af::V6] {
+        let mut lab = lab(vec![tcp_svc(vip(af), 80, vec![rs(1, af, 80, Fwd::Route)])]);
+        for (flags, seq, ack, rst_flags) in [
+            // An ACK with 11 bytes: RST, seq = its ack (1).
+            (tcp_flags::ACK, 1, 0, tcp_flags::RST),
+            // A FIN without ACK: RST|ACK, ack = 1000 + 11 + 1.
+            (tcp_flags::FIN, 0, 1012, tcp_flags::RST | tcp_flags::ACK),
+        ] {
+            let p = client_pkt(af, L4::Tcp(flags), 80);
+            let (v, out) = lab.run(1, &frame(&p));
+            assert_eq!(v, Verdict::Reply(ReplyReason::Reset), "{af:?} {flags:#x}");
+            let sliced = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
+            let Some(etherparse::LinkSlice::Ethernet2(e)) = &sliced.link else {
+                panic!()
+            };
+            assert_eq!((e.destination(), e.source()), (p.smac, p.dmac));
+            let (src, dst) = match &sliced.net {
+                Some(etherparse::NetSlice::Ipv4(h)) => (
+                    IpAddr::from(h.header().source_addr()),
+                    IpAddr::from(h.header().destination_addr()),
+                ),
+                Some(etherparse::NetSlice::Ipv6(h)) => (
+                    IpAddr::from(h.header().source_addr()),
+                    IpAddr::from(h.header().destination_addr()),
+                ),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!((src, dst), (p.dst, p.src));
+            let Some(etherparse::TransportSlice::Tcp(t)) = &sliced.transport else {
+                panic!()
+            };
+            assert_eq!((t.source_port(), t.destination_port()), (80, p.sport));
+            assert_eq!((t.sequence_number(), t.acknowledgment_number()), (seq, ack));
+            assert_eq!(
+                (t.rst(), t.ack(), t.syn(), t.fin()),
+                (true, rst_flags & tcp_flags::ACK != 0, false, false)
+            );
+            assert!(t.payload().is_empty());
+            let expect = match &sliced.net {
+                Some(etherparse::NetSlice::Ipv4(h)) => t
+                    .to_header()
+                    .calc_checksum_ipv4(&h.header().to_header(), &[])
+                    .unwrap(),
+                Some(etherparse::NetSlice::Ipv6(h)) => t
+                    .to_header()
+                    .calc_checksum_ipv6(&h.header().to_header(), &[])
+                    .unwrap(),
+                _ => unreachable!(),
+            };
+            assert_eq!(t.checksum(), expect, "valid TCP checksum");
+        }
+    }
 }

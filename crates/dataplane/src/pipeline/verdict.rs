@@ -61,6 +61,11 @@ reasons! {
         TooBig => "too_big",
         /// The TTL or hop limit would reach zero: time exceeded.
         TtlExceeded => "ttl_exceeded",
+        /// A TCP segment (not a reset) to a service that no connection
+        /// takes and that may not start one: a reset, as the local stack
+        /// behind IPVS sends (a client whose connection expired, or that
+        /// a director took over without sync, learns it at once).
+        Reset => "reset",
     }
 }
 
@@ -70,8 +75,9 @@ reasons! {
         /// No service and no connection matches (the XDP program should not
         /// have redirected it).
         NoService => "no_service",
-        /// A TCP segment to a service with no connection that cannot start
-        /// one (not a SYN); the kernel answers it (IPVS does the same).
+        /// A TCP reset to a service with no connection (other segments that
+        /// cannot start one are answered with a reset, [`ReplyReason::Reset`]),
+        /// or a segment whose source no answer may go to.
         NotSyn => "not_syn",
         /// ICMP that is not an error the director forwards (echo to a VIP,
         /// parameter problem...).

@@ -132,23 +132,6 @@ impl Xvsd {
         }
     }
 
-    /// Stops xvsd (SIGTERM) and returns the frames its workers passed
-    /// (to the kernel: here, dropped), from the summary it logs at exit:
-    /// TCP segments that matched no connection and could not start one.
-    pub fn stop_and_passed(mut self) -> u64 {
-        if let Some(p) = self.proc.take() {
-            let status = p.stop(Duration::from_secs(5)).unwrap();
-            assert!(status.success(), "xvsd: {status}: {}", self.log_text());
-        }
-        self.log_text()
-            .lines()
-            .filter_map(|l| {
-                let rest = &l[l.find(" passed ")? + " passed ".len()..];
-                rest.split_whitespace().next()?.parse::<u64>().ok()
-            })
-            .sum()
-    }
-
     /// Sends one request on the control socket.
     pub fn call(&self, req: &Request) -> Response {
         Client::connect(&self.socket)
