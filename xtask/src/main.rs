@@ -6,10 +6,22 @@
 //!   commands the binaries parse with ([`xvs_dataplane::cli::command`],
 //!   [`xvs_ctl::grammar::xvsadm_command`]), so they cannot drift from the
 //!   programs. Default DIR: `TARGET/dist`.
+//! - `deb [--out DIR]`: the Debian package `xvs`: a release build of
+//!   `xvsd` and `xvsadm`, `dist` into `TARGET/release/dist`, then
+//!   `cargo deb --no-build` with the metadata of `crates/xvs` (what goes
+//!   where). Needs cargo-deb (`scripts/package.sh` installs it). Default
+//!   DIR: `TARGET/debian`.
+//! - `check-deb [DEB]`: unpacks the package into a scratch root
+//!   (`dpkg -x`) and checks it: every file in place with its mode, the
+//!   conffiles, the dependencies, the binaries' `--version` and `--help`,
+//!   the man pages through groff, the bash completion through bash, the
+//!   unit through `systemd-analyze verify` when that runs. Default DEB:
+//!   the newest `TARGET/debian/xvs_*.deb`.
 //!
 //! TARGET is cargo's target directory (`CARGO_TARGET_DIR` honoured).
 #![forbid(unsafe_code)]
 
+mod deb;
 mod dist;
 
 use std::ffi::OsStr;
@@ -34,6 +46,17 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The Debian package `xvs` (release build, dist, cargo deb).
+    Deb {
+        /// Directory for the .deb (default: TARGET/debian).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Unpack a built package into a scratch root and check it.
+    CheckDeb {
+        /// The package (default: the newest TARGET/debian/xvs_*.deb).
+        deb: Option<PathBuf>,
+    },
 }
 
 /// A task's failure: one message for the user.
@@ -50,6 +73,10 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Task::Deb { out } => deb::build(out.as_deref()).map(|deb| println!("{}", deb.display())),
+        Task::CheckDeb { deb } => deb
+            .map_or_else(deb::newest, Ok)
+            .and_then(|d| deb::check(&d)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,6 +122,16 @@ fn metadata() -> Result<serde_json::Value> {
 /// The cargo that runs us (`$CARGO`), else the one on `PATH`.
 fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// Runs `cmd`, its output shown; fails unless it succeeds.
+fn run(cmd: &mut Command) -> Result {
+    let status = cmd.status().map_err(|e| format!("{}: {e}", show(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed: {status}", show(cmd)))
+    }
 }
 
 /// Runs `cmd` and returns its standard output; fails (with its standard
