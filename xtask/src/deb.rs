@@ -37,6 +37,7 @@ pub const EXPECTED: &[(&str, u32)] = &[
     ("usr/share/doc/xvs/README.md", 0o644),
     ("usr/share/doc/xvs/index.md", 0o644),
     ("usr/share/doc/xvs/operations.md", 0o644),
+    ("usr/share/doc/xvs/tuning.md", 0o644),
     ("usr/share/doc/xvs/copyright", 0o644),
 ];
 
