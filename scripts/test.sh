@@ -43,3 +43,6 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benchmarks compile"
 cargo bench -p xvs-benches --no-run --locked
+# Not here: the Debian package, whose release build takes minutes more;
+# `cargo test` above checks its contents, unit and pages (xtask). Build and
+# check it with scripts/package.sh (docs/operations.md, "Install").

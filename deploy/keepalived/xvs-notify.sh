@@ -7,9 +7,10 @@
 # `ipvsadm --start-daemon` / `--stop-daemon` calls an LVS director makes.
 #
 # Usage (keepalived.conf, see the file next to this one):
-#   notify_master "/usr/local/lib/xvs/xvs-notify.sh master IFACE SYNCID"
-#   notify_backup "/usr/local/lib/xvs/xvs-notify.sh backup IFACE SYNCID"
-#   notify_fault  "/usr/local/lib/xvs/xvs-notify.sh fault IFACE SYNCID"
+#   notify_master "/usr/share/xvs/keepalived/xvs-notify.sh master IFACE SYNCID"
+#   notify_backup "/usr/share/xvs/keepalived/xvs-notify.sh backup IFACE SYNCID"
+#   notify_fault  "/usr/share/xvs/keepalived/xvs-notify.sh fault IFACE SYNCID"
+# (the xvs package's path; installed by hand, wherever you put it)
 #
 # Environment:
 #   XVS_SOCKET  xvsd's control socket (xvsadm's default: /run/xvs/xvsd.sock)

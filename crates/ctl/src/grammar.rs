@@ -753,15 +753,32 @@ impl Cli {
     }
 }
 
-/// The clap command behind the grammar (for `--help`, man pages or shell
-/// completions in the `xvsadm` binary).
+/// The clap command behind the grammar: what [`parse_args`] and restore
+/// input accept.
 pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// The whole `xvsadm` command line, for its `--help`, man page and shell
+/// completions: the grammar plus `--socket`, which the binary takes out
+/// before the grammar reads the rest (a restore file names no socket).
+pub fn xvsadm_command() -> clap::Command {
+    command().arg(
+        clap::Arg::new("socket")
+            .long("socket")
+            .value_name("path")
+            .value_hint(clap::ValueHint::FilePath)
+            .help(format!(
+                "xvsd's control socket (default: $XVS_SOCKET, else {})",
+                crate::client::DEFAULT_SOCKET
+            ))
+            .help_heading("xvs extensions"),
+    )
+}
+
 /// The generated `--help` text.
 pub fn help_text() -> String {
-    command().render_help().to_string()
+    xvsadm_command().render_help().to_string()
 }
 
 /// Parses one ipvsadm command line, with port names from the system's

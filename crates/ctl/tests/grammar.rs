@@ -916,6 +916,7 @@ fn help_version_dry_run() {
     // A dry run is checked like the real thing.
     assert!(err("--dry-run -A -t 192.0.2.1:80 -s nope").contains("unknown scheduler"));
 
+    xvs_ctl::grammar::xvsadm_command().debug_assert();
     let help = help_text();
     for opt in [
         "--add-service",
@@ -926,6 +927,7 @@ fn help_version_dry_run() {
         "--dry-run",
         "--json",
         "--set",
+        "--socket",
         "not resolved",
     ] {
         assert!(help.contains(opt), "help lacks {opt}:\n{help}");

@@ -1,5 +1,6 @@
 //! xvs data plane.
 #![deny(unsafe_code)]
+pub mod cli;
 pub mod daemon;
 pub mod director;
 pub mod netlink;

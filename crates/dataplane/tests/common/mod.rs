@@ -55,6 +55,20 @@ impl Xvsd {
     /// xvsd on `host` (every interface of it) with `config` and `extra`
     /// arguments; `tag` names its temporary directory.
     pub fn start_on(host: &Host, tag: &str, config: &str, extra: &[&str]) -> Xvsd {
+        let mut d = Xvsd::spawn_on(host, tag, config, extra, &[]);
+        d.wait_ready();
+        d
+    }
+
+    /// As [`Xvsd::start_on`] with `env` added to xvsd's environment, but
+    /// returns at once, without waiting for the control socket.
+    pub fn spawn_on(
+        host: &Host,
+        tag: &str,
+        config: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Xvsd {
         let dir = TempDir::new(tag);
         let conf = dir.0.join("xvsd.conf");
         std::fs::File::create(&conf)
@@ -81,23 +95,27 @@ impl Xvsd {
         let log = dir.0.join("xvsd.log");
         let mut cmd = host.command(&argv[0]);
         cmd.args(&argv[1..])
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         let proc = Proc::spawn(&mut cmd).unwrap();
-        let mut d = Xvsd {
+        Xvsd {
             proc: Some(proc),
             socket: sock,
             log,
             dir,
-        };
-        d.wait_ready();
-        d
+        }
+    }
+
+    /// The exit status, if xvsd has ended.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.as_mut().and_then(|p| p.try_wait().ok().flatten())
     }
 
     /// Waits until the control socket answers a ping (the daemon is up:
     /// the socket opens before the workers start, so a little more).
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let ping = Client::connect(&self.socket).and_then(|mut c| c.call(&Request::Ping));
