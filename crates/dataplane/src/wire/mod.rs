@@ -165,6 +165,12 @@ pub enum ParseError {
     /// The IPv6 version field is not 6.
     #[error("IPv6 version field is not 6")]
     BadIpv6Version,
+    /// The IPv6 source or destination is an IPv4-mapped address
+    /// (`::ffff:a.b.c.d`): not an address on the wire (Linux drops such a
+    /// source), and the director, which keeps IPv4 addresses mapped, would
+    /// take it for `a.b.c.d`.
+    #[error("IPv6 source or destination is an IPv4-mapped address")]
+    MappedIpv6Address,
     /// An IPv6 extension header runs past the payload.
     #[error("IPv6 extension header truncated")]
     TruncatedIpv6ExtHeader,
@@ -193,8 +199,9 @@ pub enum ParseError {
     /// its IPv6 extension headers.
     #[error("packet quoted by an ICMP error truncated")]
     TruncatedIcmpInner,
-    /// The packet quoted by an ICMP error is not of the message's family, or
-    /// its IPv4 header or total length is shorter than 20 bytes.
+    /// The packet quoted by an ICMP error is not of the message's family,
+    /// its IPv4 header or total length is shorter than 20 bytes, or its
+    /// IPv6 addresses are IPv4-mapped.
     #[error("packet quoted by an ICMP error is malformed")]
     BadIcmpInner,
 }
@@ -212,6 +219,7 @@ impl ParseError {
         ParseError::BadIpv4Checksum,
         ParseError::TruncatedIpv6,
         ParseError::BadIpv6Version,
+        ParseError::MappedIpv6Address,
         ParseError::TruncatedIpv6ExtHeader,
         ParseError::Ipv6ExtChainTooLong,
         ParseError::TruncatedTcp,
@@ -243,6 +251,7 @@ impl ParseError {
             ParseError::BadIpv4Checksum => "bad_ipv4_checksum",
             ParseError::TruncatedIpv6 => "truncated_ipv6",
             ParseError::BadIpv6Version => "bad_ipv6_version",
+            ParseError::MappedIpv6Address => "mapped_ipv6_address",
             ParseError::TruncatedIpv6ExtHeader => "truncated_ipv6_ext_header",
             ParseError::Ipv6ExtChainTooLong => "ipv6_ext_chain_too_long",
             ParseError::TruncatedTcp => "truncated_tcp",
