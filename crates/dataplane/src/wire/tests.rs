@@ -1044,6 +1044,30 @@ fn ipv4_mapped_addresses() {
     assert_eq!(parse(&f), Err(ParseError::BadIcmpInner));
 }
 
+/// Found by the `wire_parse` fuzz target: this ICMPv6 message (all ones)
+/// has a wrong checksum, but a carry lost in the checksum's fold (see
+/// `checksum::tests::fold_carries_back_every_carry`) made it right.
+#[test]
+fn icmpv6_checksum_fold_regression() {
+    let mut f = vec![
+        0x02, 0x00, 0x00, 0x00, 0xd0, 0x01, 0xff, 0x00, 0x00, 0x00, 0xc0, 0x01, 0x86, 0xdd, 0x60,
+        0x00, 0x00, 0x00, 0x00, 0x08, 0x3a, 0x43, // payload 8, ICMPv6, hop limit 67
+        0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, // source
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xbd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, // destination
+    ];
+    f.extend_from_slice(&[0xff; 8 + 5]); // the message, then Ethernet padding
+    assert_eq!(parse(&f), Err(ParseError::BadIcmpChecksum));
+    // Its right checksum is accepted.
+    let (src, dst) = (
+        Addr::v6(f[22..38].try_into().unwrap()),
+        Addr::v6(f[38..54].try_into().unwrap()),
+    );
+    IcmpPacket::new_unchecked(&mut f[54..62]).fill_checksum_v6(&src, &dst);
+    assert_eq!(parse(&f).map(|i| i.icmp_type), Ok(0xff));
+}
+
 #[test]
 fn ipv4_fragments() {
     let c = &cases()[1]; // v4 TCP with options and payload
