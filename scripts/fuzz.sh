@@ -10,12 +10,14 @@
 #   FUZZ_CORPUS=DIR     keep what the fuzzer finds in DIR/<target>
 #                       (default: a scratch directory, deleted at the end;
 #                       the committed seeds are only read).
+#   FUZZ_LOGS=DIR       keep each target's libFuzzer output in DIR/<target>.log.
 #   FUZZ_SANITIZER=address  build with ASan (needs nightly features: the
 #                       script sets RUSTC_BOOTSTRAP=1 on stable). Default
 #                       none: the code under test has no unsafe code.
 #
-# The build goes to ${CARGO_TARGET_DIR:-target}/fuzz, apart from the main
-# workspace's artifacts (other RUSTFLAGS, its own lock file fuzz/Cargo.lock).
+# The build goes to ${CARGO_TARGET_DIR:-target}/fuzz (fuzz-address with
+# ASan), apart from the main workspace's artifacts (other RUSTFLAGS, its
+# own lock file fuzz/Cargo.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,11 +33,15 @@ fi
 base=${CARGO_TARGET_DIR:-$PWD/target}
 case "$base" in /*) ;; *) base=$PWD/$base ;; esac
 sanitizer=${FUZZ_SANITIZER:-none}
-flags=(--fuzz-dir fuzz --target-dir "$base/fuzz" --sanitizer "$sanitizer")
+target_dir=$base/fuzz
 if [ "$sanitizer" != none ]; then
-    # -Zsanitizer is a nightly flag; stable accepts it with this.
+    # -Zsanitizer is a nightly flag; stable accepts it with this. Other
+    # flags, other artifacts: a directory of their own, so that switching
+    # does not rebuild everything.
     export RUSTC_BOOTSTRAP=1
+    target_dir=$base/fuzz-$sanitizer
 fi
+flags=(--fuzz-dir fuzz --target-dir "$target_dir" --sanitizer "$sanitizer")
 
 # The lock file is committed: refuse to build with other versions.
 cargo fetch --locked --manifest-path fuzz/Cargo.toml
@@ -43,10 +49,11 @@ cargo fuzz build "${flags[@]}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+[ -z "${FUZZ_LOGS:-}" ] || mkdir -p "$FUZZ_LOGS"
 corpus_root=${FUZZ_CORPUS:-$scratch/corpus}
 
 run_one() {
-    local t=$1 log=$scratch/$1.log
+    local t=$1 log=${FUZZ_LOGS:-$scratch}/$1.log
     local corpus=$corpus_root/$t
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     local opts=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
