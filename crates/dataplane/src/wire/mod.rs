@@ -22,9 +22,10 @@
 //!   variant is a reason to drop a frame with a counter of its own
 //!   ([`ParseError::as_str`] names it, [`ParseError::ALL`] sizes the counter
 //!   array). The views' `check_len` return the same variants.
-//! - **Fuzz-ready.** [`parse()`] takes any byte slice, so a fuzz target is
-//!   `let _ = wire::parse(data);` (the tests run the same over random and
-//!   mutated frames).
+//! - **Fuzzed.** [`parse()`] takes any byte slice: the `wire_parse` fuzz
+//!   target (`fuzz/`, `docs/fuzzing.md`) checks its offsets and, against a
+//!   reference sum, the checksums it verifies; the tests run the same over
+//!   random and mutated frames.
 //! - **Writers write every byte.** Frames are reused, so [`Ipv4Repr::emit`]
 //!   (the IP-in-IP outer header of [`ipip_outer`]) never trusts what the
 //!   buffer held before.
