@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole xvs test suite: formatting, lints, unit, property and
-# integration tests of every crate. Installs what it needs when missing.
+# integration tests of every crate, then a short run of every fuzz target
+# (scripts/fuzz.sh, FUZZ_SECONDS each, default 20). Installs what it needs
+# when missing.
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,12 +39,18 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== benchmarks compile"
 cargo bench -p xvs-benches --no-run --locked
+# cargo fuzz (installed by scripts/fuzz.sh when missing) on stable Rust:
+# two targets at a time, a fixed time each; a crash or a broken invariant
+# fails the suite and leaves the input in fuzz/artifacts/<target>/.
+echo "== fuzz targets (${FUZZ_SECONDS:-20} s each)"
+FUZZ_JOBS=2 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 # Not here: the Debian package, whose release build takes minutes more;
 # `cargo test` above checks its contents, unit and pages (xtask). Build and
 # check it with scripts/package.sh (docs/operations.md, "Install").

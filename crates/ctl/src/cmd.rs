@@ -331,7 +331,8 @@ impl DestOpts {
     }
 
     /// Checks the real server against its service: limits, address family,
-    /// port, thresholds, tunnel settings.
+    /// port, thresholds, health check, timing and feedback values (as their
+    /// text forms' parsers check them), tunnel settings.
     pub fn validate(&self, svc: &SvcKey) -> Result<(), GrammarError> {
         check_not_mapped(&self.addr)?;
         if !(0..=MAX_WEIGHT).contains(&self.weight) {
@@ -373,6 +374,27 @@ impl DestOpts {
             if self.fwd == Fwd::Masq && self.port == 0 && *port != 0 {
                 return Err(GrammarError::DestPortZero);
             }
+        }
+        // What `--check`, `--check-timing` and `--feedback` check when they
+        // are parsed: a command may come as JSON, not through the grammar.
+        let spec = |what: &'static str, value: String, e: xvs_health::SpecError| {
+            GrammarError::InvalidValue {
+                what,
+                value,
+                reason: e.to_string(),
+            }
+        };
+        if let Some(HealthCheck::On { check, timing }) = &self.check {
+            check
+                .validate()
+                .map_err(|e| spec("check", check.to_string(), e))?;
+            timing
+                .validate()
+                .map_err(|e| spec("check timing", timing.to_string(), e))?;
+        }
+        if let Some(Some(fb)) = &self.feedback {
+            fb.validate()
+                .map_err(|e| spec("feedback", fb.to_string(), e))?;
         }
         if self.fwd != Fwd::Tunnel {
             if self.tun_type != TunType::Ipip || self.tun_csum != TunCsum::NoCsum {
@@ -702,8 +724,10 @@ impl Command {
     /// `-o` only for UDP and fwmark services, real servers of the
     /// service's family unless tunnelled, `-g`/`-i` servers on the
     /// service's port, thresholds in order, tunnel options that fit the
-    /// tunnel type, list options that go together. Every command
-    /// [`crate::parse_args`] returns passes.
+    /// tunnel type, health check values as their parsers take them, list
+    /// options that go together. Every command [`crate::parse_args`]
+    /// returns passes; a command decoded from JSON ([`crate::proto`]) may
+    /// hold any value, so the server checks it with this.
     pub fn validate(&self) -> Result<(), GrammarError> {
         match self {
             Command::AddService { svc, opts } | Command::EditService { svc, opts } => {

@@ -340,4 +340,57 @@ mod tests {
         );
         assert!(decode_response(b"{}").is_err());
     }
+
+    /// Found by the `admin_proto` fuzz target: a real server's health
+    /// check, timing and feedback came through JSON unchecked (a timing
+    /// with `fall` 0, which `--check-timing` refuses), so `to_args` gave a
+    /// command line `parse_args` refused. Through JSON any value can come:
+    /// `validate`, which the server runs on every applied command, checks
+    /// them as their parsers do, a request line smuggled into an HTTP
+    /// check's path included.
+    #[test]
+    fn applied_health_values_are_validated() {
+        let apply = |check: &str, feedback: &str| {
+            let line = format!(
+                r#"{{"v":1,"req":{{"apply":{{"commands":[{{"add_dest":{{"svc":{{"tuple":{{"proto":"tcp","addr":"192.0.2.1","port":80}}}},"dest":{{"addr":"10.0.0.2","port":80,"fwd":"route","weight":3,"upper":0,"lower":0,"tun_type":"ipip","tun_csum":"no_csum"{check}{feedback}}}}}}}],"dry_run":false}}}}}}"#
+            );
+            match decode_request(line.as_bytes()) {
+                Ok(Request::Apply { commands, .. }) => commands[0].validate(),
+                other => panic!("{line}: {other:?}"),
+            }
+        };
+        let http = |path: &str, timing: &str| {
+            format!(
+                r#","check":{{"on":{{"check":{{"kind":"http","port":null,"path":"{path}","status":200,"digest":null,"host":null}},"timing":{{"interval_ms":5000,"timeout_ms":3000,{timing},"alpha":false}}}}}}"#
+            )
+        };
+        let fine = http("/healthz", r#""rise":2,"fall":3"#);
+        assert_eq!(apply(&fine, ""), Ok(()));
+        assert_eq!(
+            apply(&fine, r#","feedback":{"port":9100,"path":"/load"}"#),
+            Ok(())
+        );
+        let refused = [
+            // The fuzzer's input, reduced.
+            (http("/healthz", r#""rise":2,"fall":0"#), String::new()),
+            (http("/healthz", r#""rise":0,"fall":3"#), String::new()),
+            (
+                http(r"/ HTTP/1.0\r\nX-Smuggled: 1\r\n", r#""rise":2,"fall":3"#),
+                String::new(),
+            ),
+            (
+                r#","check":{"on":{"check":{"kind":"misc","command":" ","dynamic":false},"timing":{"interval_ms":1,"timeout_ms":1,"rise":1,"fall":1,"alpha":false}}}"#.to_owned(),
+                String::new(),
+            ),
+            (fine.clone(), r#","feedback":{"port":0,"path":"/load"}"#.to_owned()),
+            (fine.clone(), r#","feedback":{"port":null,"path":"load"}"#.to_owned()),
+        ];
+        for (check, feedback) in refused {
+            let r = apply(&check, &feedback);
+            assert!(
+                matches!(r, Err(crate::GrammarError::InvalidValue { .. })),
+                "{check} {feedback}: {r:?}"
+            );
+        }
+    }
 }

@@ -264,7 +264,11 @@ pub fn parse_reply(body: &[u8]) -> Result<AgentReply, AgentError> {
         None => (line, &[][..]),
     };
     let mut reply = AgentReply {
-        comment: printable(comment, MAX_REPLY).trim().to_owned(),
+        // Trimmed before it is cut to length, so that the canonical words
+        // (`# ` and the comment) read back to the same comment.
+        comment: printable(comment.trim_ascii(), MAX_REPLY)
+            .trim_end()
+            .to_owned(),
         ..AgentReply::default()
     };
     let mut known = false;
@@ -695,6 +699,20 @@ mod tests {
         let r = reply("Drain,FAIL 7% # at 03:00 ").unwrap();
         assert_eq!(r.to_string(), "7% down drain # at 03:00");
         assert_eq!(parse_reply(r.to_string().as_bytes()), Ok(r));
+    }
+
+    /// Found by the `health_spec` fuzz target: a comment as long as the
+    /// limit was cut before the blank after `#` was trimmed, so the reply's
+    /// canonical words read back with one character less.
+    #[test]
+    fn long_comment_round_trips() {
+        let mut line = b"maint #".to_vec();
+        line.extend_from_slice(&[b'x'; MAX_REPLY]);
+        let r = parse_reply(&line).unwrap();
+        assert_eq!(r.comment.len(), MAX_REPLY);
+        assert_eq!(parse_reply(r.to_string().as_bytes()), Ok(r));
+        let r = reply("up #\t padded \t").unwrap();
+        assert_eq!(r.comment, "padded");
     }
 
     #[test]

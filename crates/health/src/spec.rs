@@ -1051,16 +1051,21 @@ impl Feedback {
                 _ => return Err(unknown("feedback", opt.name)),
             }
         }
-        // The same rules as an HTTP check's path and host.
+        fb.validate()?;
+        Ok(fb)
+    }
+
+    /// Checks the values with an HTTP check's rules: the port not 0, the
+    /// path starting with `/`, path and host visible ASCII without commas.
+    pub fn validate(&self) -> Result<(), SpecError> {
         Check::Http {
-            port: fb.port,
-            path: fb.path.clone(),
+            port: self.port,
+            path: self.path.clone(),
             status: default_status(),
             digest: None,
-            host: fb.host.clone(),
+            host: self.host.clone(),
         }
-        .validate()?;
-        Ok(fb)
+        .validate()
     }
 }
 

@@ -25,13 +25,15 @@ fn add64(a: u64, b: u64) -> u64 {
     s + u64::from(carry)
 }
 
-/// Folds a 64-bit one's complement accumulator to 16 bits.
+/// Folds a 64-bit one's complement accumulator to 16 bits: the two halves
+/// added with end-around carry, twice. (When a carry comes out, the sum
+/// left is at most `2^n - 2`, so adding the carry back cannot carry again.)
 #[inline(always)]
 fn fold(acc: u64) -> u16 {
-    let acc = (acc >> 32) + (acc & 0xffff_ffff); // at most 2^33 - 2
-    let acc = (acc >> 16) + (acc & 0xffff); // at most 0x1_fffe
-    let acc = (acc >> 16) + (acc & 0xffff); // at most 0xffff
-    acc as u16
+    let (lo, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    let acc = lo + u32::from(carry);
+    let (lo, carry) = (acc as u16).overflowing_add((acc >> 16) as u16);
+    lo + u16::from(carry)
 }
 
 /// The one's complement sum of `data` read as big-endian 16-bit words, an odd
@@ -245,6 +247,30 @@ mod tests {
         assert_eq!(sum(&[0xab]), 0xab00);
     }
 
+    /// Found by the `wire_parse` fuzz target (an ICMPv6 message with a
+    /// wrong checksum accepted): `fold` added the halves three times
+    /// without carrying back the last carry, so an accumulator of
+    /// 0xffff_ffff_ffff_0001 (the bytes below, summed as one native word)
+    /// folded to 0x1_0000 and was cut to 0 instead of 1.
+    #[test]
+    fn fold_carries_back_every_carry() {
+        let data = [0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(sum(&data), 0x0100);
+        assert_eq!(sum(&data), naive_sum(&data));
+        for (acc, folded) in [
+            (0, 0),
+            (0xffff, 0xffff),
+            (0x1_0000, 1),
+            (0x1_ffff, 0x1),
+            (0x1_ffff_0000, 0x1),
+            (0xffff_ffff_ffff_0001, 0x1),
+            (0xffff_ffff_ffff_fffe, 0xfffe),
+            (u64::MAX, 0xffff),
+        ] {
+            assert_eq!(fold(acc), folded, "{acc:#x}");
+        }
+    }
+
     #[test]
     fn ipv4_header_checksum_known_vector() {
         // A real header (Wikipedia "IPv4 header checksum"): checksum b861.
@@ -302,7 +328,34 @@ mod tests {
         );
     }
 
+    /// Folds the textbook way: add the carries back until none is left.
+    fn naive_fold(mut acc: u64) -> u16 {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    /// Every accumulator whose halves add up near 2^33, where the carries
+    /// pile up, and near the top of the range.
+    #[test]
+    fn fold_matches_naive_where_carries_pile_up() {
+        for low in 0..=0xffff_u64 {
+            for acc in [
+                u64::MAX - low,
+                0xffff_ffff_0000_0000 + (0xffff_u64 << 16) + low,
+            ] {
+                assert_eq!(fold(acc), naive_fold(acc), "{acc:#x}");
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn fold_matches_naive(acc: u64) {
+            prop_assert_eq!(fold(acc), naive_fold(acc));
+        }
+
         #[test]
         fn sum_matches_naive_and_etherparse(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(sum(&data), naive_sum(&data));

@@ -22,9 +22,10 @@
 //!   variant is a reason to drop a frame with a counter of its own
 //!   ([`ParseError::as_str`] names it, [`ParseError::ALL`] sizes the counter
 //!   array). The views' `check_len` return the same variants.
-//! - **Fuzz-ready.** [`parse()`] takes any byte slice, so a fuzz target is
-//!   `let _ = wire::parse(data);` (the tests run the same over random and
-//!   mutated frames).
+//! - **Fuzzed.** [`parse()`] takes any byte slice: the `wire_parse` fuzz
+//!   target (`fuzz/`, `docs/fuzzing.md`) checks its offsets and, against a
+//!   reference sum, the checksums it verifies; the tests run the same over
+//!   random and mutated frames.
 //! - **Writers write every byte.** Frames are reused, so [`Ipv4Repr::emit`]
 //!   (the IP-in-IP outer header of [`ipip_outer`]) never trusts what the
 //!   buffer held before.
@@ -165,6 +166,12 @@ pub enum ParseError {
     /// The IPv6 version field is not 6.
     #[error("IPv6 version field is not 6")]
     BadIpv6Version,
+    /// The IPv6 source or destination is an IPv4-mapped address
+    /// (`::ffff:a.b.c.d`): not an address on the wire (Linux drops such a
+    /// source), and the director, which keeps IPv4 addresses mapped, would
+    /// take it for `a.b.c.d`.
+    #[error("IPv6 source or destination is an IPv4-mapped address")]
+    MappedIpv6Address,
     /// An IPv6 extension header runs past the payload.
     #[error("IPv6 extension header truncated")]
     TruncatedIpv6ExtHeader,
@@ -193,8 +200,9 @@ pub enum ParseError {
     /// its IPv6 extension headers.
     #[error("packet quoted by an ICMP error truncated")]
     TruncatedIcmpInner,
-    /// The packet quoted by an ICMP error is not of the message's family, or
-    /// its IPv4 header or total length is shorter than 20 bytes.
+    /// The packet quoted by an ICMP error is not of the message's family,
+    /// its IPv4 header or total length is shorter than 20 bytes, or its
+    /// IPv6 addresses are IPv4-mapped.
     #[error("packet quoted by an ICMP error is malformed")]
     BadIcmpInner,
 }
@@ -212,6 +220,7 @@ impl ParseError {
         ParseError::BadIpv4Checksum,
         ParseError::TruncatedIpv6,
         ParseError::BadIpv6Version,
+        ParseError::MappedIpv6Address,
         ParseError::TruncatedIpv6ExtHeader,
         ParseError::Ipv6ExtChainTooLong,
         ParseError::TruncatedTcp,
@@ -243,6 +252,7 @@ impl ParseError {
             ParseError::BadIpv4Checksum => "bad_ipv4_checksum",
             ParseError::TruncatedIpv6 => "truncated_ipv6",
             ParseError::BadIpv6Version => "bad_ipv6_version",
+            ParseError::MappedIpv6Address => "mapped_ipv6_address",
             ParseError::TruncatedIpv6ExtHeader => "truncated_ipv6_ext_header",
             ParseError::Ipv6ExtChainTooLong => "ipv6_ext_chain_too_long",
             ParseError::TruncatedTcp => "truncated_tcp",

@@ -98,8 +98,9 @@ pub struct InnerInfo {
 /// Parses an Ethernet frame carrying IPv4 or IPv6 in one pass.
 ///
 /// Reads the Ethernet header and up to two VLAN tags, the IP header (IPv4:
-/// header checksum verified; IPv6: extension headers walked, see
-/// [`ipv6::walk_ext_headers`]), then the transport header: ports and flags of
+/// header checksum verified; IPv6: IPv4-mapped addresses refused,
+/// extension headers walked, see [`ipv6::walk_ext_headers`]), then the
+/// transport header: ports and flags of
 /// TCP, ports of UDP, type and code of ICMP / ICMPv6 with the checksum
 /// verified and, for errors, the quoted packet's headers. A non-first
 /// fragment stops after the IP header (ports 0); the pipeline decides what
@@ -251,6 +252,9 @@ fn parse_ipv6(packet: &[u8]) -> Result<(Network, &[u8]), ParseError> {
         return Err(ParseError::BadIpv6Version);
     }
     let ip = Ipv6Packet::new_checked(packet)?;
+    if is_mapped(&ip.src_addr()) || is_mapped(&ip.dst_addr()) {
+        return Err(ParseError::MappedIpv6Address);
+    }
     let payload = ip.payload();
     let upper = ipv6::walk_ext_headers(ip.next_header(), payload)?;
     let net = Network {
@@ -383,6 +387,9 @@ fn parse_inner_v6(quote: &[u8], l3_off: usize) -> Result<InnerInfo, ParseError> 
         return Err(ParseError::TruncatedIcmpInner);
     }
     let ip = Ipv6Packet::new_unchecked(quote);
+    if is_mapped(&ip.src_addr()) || is_mapped(&ip.dst_addr()) {
+        return Err(ParseError::BadIcmpInner);
+    }
     let end = (ipv6::HEADER_LEN + usize::from(ip.payload_len())).min(quote.len());
     let payload = &quote[ipv6::HEADER_LEN..end];
     let upper = ipv6::walk_ext_headers(ip.next_header(), payload).map_err(|e| match e {
@@ -403,6 +410,13 @@ fn parse_inner_v6(quote: &[u8], l3_off: usize) -> Result<InnerInfo, ParseError> 
         sport,
         dport,
     })
+}
+
+/// Whether an IPv6 address is IPv4-mapped (`::ffff:0:0/96`), what
+/// [`Addr::is_v4`] takes for IPv4.
+#[inline(always)]
+fn is_mapped(a: &[u8; 16]) -> bool {
+    Addr::v6(*a).is_v4()
 }
 
 /// The ports of a quoted TCP or UDP header `l4`: read when at least 8 bytes

@@ -995,6 +995,79 @@ fn icmp_of_the_other_family_is_not_icmp() {
     );
 }
 
+/// Found by the `wire_parse` fuzz target: an ICMPv6 message from an
+/// IPv4-mapped source (`::ffff:0.79.0.0`) was accepted with a checksum over
+/// an IPv4 pseudo-header, since checksums take the family from the address
+/// ([`Addr::is_v4`]). Such addresses are not addresses on the wire (Linux
+/// drops them as a source) and the director would alias them with IPv4
+/// ones: the parser refuses them, in a quoted packet too.
+#[test]
+fn ipv4_mapped_addresses() {
+    let mapped = Addr::v4([0, 79, 0, 0]).0;
+    // The fuzzer's frame, reduced: an echo request, its checksum filled by
+    // the code that picked the IPv4 pseudo-header.
+    let mut f = vec![
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x86, 0xdd, 0x60,
+        0x00, 0x00, 0x00, 0x00, 0x08, 0x3a, 0x40, // payload 8, ICMPv6, hop limit 64
+    ];
+    f.extend_from_slice(&mapped);
+    f.extend_from_slice(&V6_VIP);
+    f.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 1]);
+    let (src, dst) = (Addr::v6(mapped), Addr::v6(V6_VIP));
+    IcmpPacket::new_unchecked(&mut f[54..]).fill_checksum_v6(&src, &dst);
+    assert_eq!(parse(&f), Err(ParseError::MappedIpv6Address));
+    // A mapped destination, and TCP.
+    let tcp = L4::Tcp(40000, 80, tcp::flags::SYN, vec![]);
+    for (s, d) in [(mapped, V6_VIP), (V6_CLIENT, mapped)] {
+        let ip = ip_packet(v6_header(s, d, 64, 0, Default::default()), &tcp, b"x");
+        assert_eq!(
+            parse(&frame(Vlan::Untagged, &ip, 0)),
+            Err(ParseError::MappedIpv6Address)
+        );
+    }
+    // An ICMPv6 error quoting a packet with a mapped address.
+    let quoted = ip_packet(
+        v6_header(V6_VIP, mapped, 64, 0, Default::default()),
+        &L4::Udp(53, 33000),
+        b"",
+    );
+    let mut f = l2(Vlan::Untagged, 6);
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&((8 + quoted.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[ip_proto::ICMPV6, 64]);
+    f.extend_from_slice(&V6_CLIENT);
+    f.extend_from_slice(&V6_VIP);
+    f.extend_from_slice(&[icmp::v6::PACKET_TOO_BIG, 0, 0, 0, 0, 0, 0x05, 0x00]);
+    f.extend_from_slice(&quoted);
+    let (src, dst) = (Addr::v6(V6_CLIENT), Addr::v6(V6_VIP));
+    IcmpPacket::new_unchecked(&mut f[54..]).fill_checksum_v6(&src, &dst);
+    assert_eq!(parse(&f), Err(ParseError::BadIcmpInner));
+}
+
+/// Found by the `wire_parse` fuzz target: this ICMPv6 message (all ones)
+/// has a wrong checksum, but a carry lost in the checksum's fold (see
+/// `checksum::tests::fold_carries_back_every_carry`) made it right.
+#[test]
+fn icmpv6_checksum_fold_regression() {
+    let mut f = vec![
+        0x02, 0x00, 0x00, 0x00, 0xd0, 0x01, 0xff, 0x00, 0x00, 0x00, 0xc0, 0x01, 0x86, 0xdd, 0x60,
+        0x00, 0x00, 0x00, 0x00, 0x08, 0x3a, 0x43, // payload 8, ICMPv6, hop limit 67
+        0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, // source
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xbd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, // destination
+    ];
+    f.extend_from_slice(&[0xff; 8 + 5]); // the message, then Ethernet padding
+    assert_eq!(parse(&f), Err(ParseError::BadIcmpChecksum));
+    // Its right checksum is accepted.
+    let (src, dst) = (
+        Addr::v6(f[22..38].try_into().unwrap()),
+        Addr::v6(f[38..54].try_into().unwrap()),
+    );
+    IcmpPacket::new_unchecked(&mut f[54..62]).fill_checksum_v6(&src, &dst);
+    assert_eq!(parse(&f).map(|i| i.icmp_type), Ok(0xff));
+}
+
 #[test]
 fn ipv4_fragments() {
     let c = &cases()[1]; // v4 TCP with options and payload
