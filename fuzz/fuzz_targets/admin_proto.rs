@@ -92,6 +92,9 @@ fn print(resp: &Response) {
         Response::Daemons(d) => {
             let _ = list_daemons(d);
         }
+        Response::Counters(c) => {
+            let _ = to_json(c);
+        }
         Response::Ok | Response::Version { .. } | Response::Error { .. } => {}
     }
 }
