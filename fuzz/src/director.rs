@@ -533,7 +533,11 @@ fn check_reset(before: &[u8], out: &[u8]) {
     assert_eq!(o.tcp_flags & 0x04, 0x04, "not a reset");
     assert_eq!((o.src, o.dst), (b.dst, b.src), "addresses not swapped");
     assert_eq!((o.sport, o.dport), (b.dport, b.sport), "ports not swapped");
-    assert_eq!(out[0..6], before[6..12], "not sent back to the sender's MAC");
+    assert_eq!(
+        out[0..6],
+        before[6..12],
+        "not sent back to the sender's MAC"
+    );
     assert_eq!(out[6..12], before[0..6], "not sent from the MAC it came to");
     assert_eq!(o.l4_len, 20, "a reset carries no options or data");
     assert_eq!(out.len(), o.l4_off + 20, "reset frame length");
