@@ -126,26 +126,38 @@ fn soak_churn_changes_and_flaps() {
     });
     let rss_end = rss_kib(d.pid().unwrap());
     let rss_warm = rss_warm.unwrap_or(rss_end);
-    std::thread::sleep(Duration::from_millis(300));
-
-    let (_, body) = scrape(&lab, "GET /metrics HTTP/1.1\r\n\r\n");
-    let m = samples(&body);
-    let sum = |prefix: &str| -> f64 {
-        m.iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(_, v)| v)
-            .sum()
+    // The counters are read one after the other, so a frame arriving in
+    // between (a late retransmission or final ACK) shows in the steering
+    // program's count before a worker's: read until two agree, at most 5 s.
+    let read = || {
+        let (_, body) = scrape(&lab, "GET /metrics HTTP/1.1\r\n\r\n");
+        let m = samples(&body);
+        let sum = |prefix: &str| -> f64 {
+            m.iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let rx = sum("xvs_worker_frames_total{worker=\"0\",outcome=\"rx\"}");
+        let outcomes: f64 = ["tx", "reply", "pass", "drop"]
+            .iter()
+            .map(|o| {
+                sum(&format!(
+                    "xvs_worker_frames_total{{worker=\"0\",outcome=\"{o}\"}}"
+                ))
+            })
+            .sum();
+        let redirected = sum("xvs_xdp_frames_total{outcome=\"redirected\"}");
+        (rx, outcomes, redirected)
     };
-    let rx = sum("xvs_worker_frames_total{worker=\"0\",outcome=\"rx\"}");
-    let outcomes: f64 = ["tx", "reply", "pass", "drop"]
-        .iter()
-        .map(|o| {
-            sum(&format!(
-                "xvs_worker_frames_total{{worker=\"0\",outcome=\"{o}\"}}"
-            ))
-        })
-        .sum();
-    let redirected = sum("xvs_xdp_frames_total{outcome=\"redirected\"}");
+    let settle = Instant::now();
+    let (rx, outcomes, redirected) = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let r = read();
+        if r.2 == r.0 || settle.elapsed() > Duration::from_secs(5) {
+            break r;
+        }
+    };
     let requests = done.load(Ordering::Relaxed);
     println!(
         "soak {secs} s: {requests} requests (one connection each), {} failed, {changes} \
