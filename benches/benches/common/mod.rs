@@ -234,6 +234,31 @@ pub fn children_cpu_ns() -> u64 {
     ns(usage.user_time()) + ns(usage.system_time())
 }
 
+/// Inter-processor interrupts received so far per core: rescheduling
+/// (a thread woken from another core) plus function-call IPIs
+/// (`/proc/interrupts` lines `RES` and `CAL`).
+pub fn ipis() -> Vec<u64> {
+    let text = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    let mut total: Vec<u64> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if !(line.starts_with("RES:") || line.starts_with("CAL:")) {
+            continue;
+        }
+        let counts = line
+            .split_whitespace()
+            .skip(1)
+            .map_while(|w| w.parse::<u64>().ok());
+        for (i, n) in counts.enumerate() {
+            if total.len() <= i {
+                total.resize(i + 1, 0);
+            }
+            total[i] += n;
+        }
+    }
+    total
+}
+
 // ------------------------------------------------------------------ reporting
 
 /// Median of `v` (0 when empty).
