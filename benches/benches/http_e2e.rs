@@ -48,7 +48,9 @@
 //! - receive (`HTTP_E2E_RX=napi`, the default): every host's `eth0` in
 //!   threaded NAPI mode, its NAPI thread pinned to the host's core (client
 //!   and real servers: CLIENT / RS_CORE; director: DIR), GRO on (a veth
-//!   has NAPI only with GRO or an XDP program; every NIC driver has GRO).
+//!   has NAPI only with GRO or an XDP program; every NIC driver has GRO),
+//!   and TSO off on the bridge's ports (a veth uses the receiver's NAPI
+//!   for forwarded packets only when the sending device has no TSO).
 //!   Without this a veth receives in the sender's context: the director's
 //!   core would then run the real servers' and the client's TCP receive
 //!   for every packet it sends, which the proxies send in both directions
@@ -499,6 +501,7 @@ impl Case {
         // for their CPU time (wrk's own comes from its rusage).
         let mut side_tasks = Vec::new();
         if opts.rx == Rx::Napi {
+            napi_eligible(&lab)?;
             let p = pin_napi(lab.client(), "eth0", opts.client_core, true)?;
             pinning.push(format!("client {}", p.how));
             side_tasks.extend(p.threads);
@@ -650,6 +653,35 @@ impl Case {
         }
         Ok(())
     }
+}
+
+/// Lets every host's veth take its NAPI path for what the bridge hands
+/// it: TSO off on the bridge's ports. A veth sends a packet through the
+/// receiver's NAPI (where GRO and the pinned NAPI thread are) only when the
+/// sending device has no TSO or the packet is a local socket's (Linux
+/// `veth_skb_is_eligible_for_gro`); the bridge's ports are the senders
+/// here and forward, so with TSO on (the veth default) every receive would
+/// stay in the sender's context despite GRO and threaded NAPI. A director
+/// with TSO (the proxies' `eth0`) then has its large sends segmented by the
+/// bridge's port, as before a NIC without TSO.
+fn napi_eligible(lab: &Topology) -> Res<()> {
+    let sw = lab.switch();
+    let links = sw
+        .ip(&["-o", "link", "show", "master", "br0"])
+        .map_err(|e| format!("bridge ports: {e}"))?;
+    for line in links.lines() {
+        // `7: rs1@if6: <...> ...`
+        let Some(port) = line
+            .split(':')
+            .nth(1)
+            .map(|p| p.trim().split('@').next().unwrap_or_default())
+        else {
+            continue;
+        };
+        sw.exec(&["ethtool", "-K", port, "tso", "off"])
+            .map_err(|e| format!("TSO off on bridge port {port}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The real servers' HTTP servers, answering `GET /bytes/BODY` with
