@@ -40,11 +40,20 @@
 //! counted and shown.
 //!
 //! Pinning (`HTTP_E2E_CORES=CLIENT,DIR`, default `0,1`; real servers on
-//! `HTTP_E2E_RS_CORE`, default CLIENT):
+//! `HTTP_E2E_RS_CORE`, default DIR):
 //! - wrk under `taskset -c CLIENT`; this process and its commands too.
 //! - the director on DIR: xvsd under `taskset -c DIR` with `--cores DIR`,
 //!   haproxy and nginx under `taskset -c DIR`.
-//! - the real servers' nginx under `taskset -c RS_CORE`.
+//! - the real servers' nginx under `taskset -c RS_CORE`. By default they
+//!   share the director's core, so that every contender crosses between
+//!   the cores the same way: the client's packets to the other core and
+//!   the answers back, whatever sits in between (a wake-up across cores
+//!   is an inter-processor interrupt, dear in this VM, and with the
+//!   servers on the client's core `direct` would cross none while every
+//!   director crosses at least twice). The price: a director's CPU time
+//!   is taken from the servers' core, so every director's cost shows in
+//!   the rate. `HTTP_E2E_RS_CORE=CLIENT` gives the director a core of its
+//!   own instead (the client and servers' core then saturates first).
 //! - receive (`HTTP_E2E_RX=napi`, the default): every host's `eth0` in
 //!   threaded NAPI mode, its NAPI thread pinned to the host's core (client
 //!   and real servers: CLIENT / RS_CORE; director: DIR), GRO on (a veth
@@ -66,9 +75,9 @@
 //! the echo server, and their NAPI threads),
 //! each divided by the requests answered; the busy share of each core
 //! (`/proc/stat`); and what is left, the CPU other jobs of the machine
-//! used meanwhile. The director's CPU per request is what one director core
-//! can carry when nothing else limits: the director-bound comparison, which
-//! this lab, whose client and servers share one core, may not reach.
+//! used meanwhile. The director's CPU per request says what one director
+//! core can carry when nothing else limits: the director-bound comparison,
+//! which a two-core lab reaches only in part.
 //!
 //! A shared machine: before each window the bench waits (up to
 //! `HTTP_E2E_PATIENCE`) until the idle lab's cores are busy at most
@@ -92,7 +101,7 @@
 //! | `HTTP_E2E_WARMUP` | 1 | wrk seconds per contender and variant before round 1 (0: none) |
 //! | `HTTP_E2E_RUNS` | 5 | rounds (median over them) |
 //! | `HTTP_E2E_CORES` | `0,1` | client core, director core |
-//! | `HTTP_E2E_RS_CORE` | client core | the real servers' core |
+//! | `HTTP_E2E_RS_CORE` | director core | the real servers' core |
 //! | `HTTP_E2E_RS` | 2 | real servers |
 //! | `HTTP_E2E_THREADS` | `HTTP_E2E_RS` | wrk threads (a multiple of the real servers) |
 //! | `HTTP_E2E_CONNS` | 64 | wrk connections (all threads) |
@@ -266,7 +275,7 @@ impl Opts {
             runs: env_or("HTTP_E2E_RUNS", 5usize)?.max(1),
             client_core,
             dir_core,
-            rs_core: env_or("HTTP_E2E_RS_CORE", client_core)?,
+            rs_core: env_or("HTTP_E2E_RS_CORE", dir_core)?,
             real_servers,
             threads,
             conns,
@@ -1322,7 +1331,9 @@ fn run(opts: &Opts) -> Res<()> {
         Server::Echo => "the lab's echo server (a thread per connection)",
     };
     let rs_core = if opts.rs_core == opts.client_core {
-        "with the client".to_owned()
+        "sharing the client's core".to_owned()
+    } else if opts.rs_core == opts.dir_core {
+        "sharing the director's core".to_owned()
     } else {
         format!("on core {}", opts.rs_core)
     };
@@ -1497,8 +1508,7 @@ fn report(variant: Variant, rows: &[Row], opts: &Opts) {
     println!();
     println!("{}: {}", variant.name(), ratios.join("; "));
     // What one director core could carry if nothing else limited: the
-    // director-bound comparison, which a lab whose client and servers
-    // share one core may not reach.
+    // director-bound comparison, which a two-core lab reaches only in part.
     let cost = |k: Kind| rows.iter().find(|r| r.kind == k).map(|r| r.dir_us);
     if let Some(x) = cost(Kind::Dr).filter(|x| *x > 0.0) {
         let mut line = format!(
