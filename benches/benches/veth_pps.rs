@@ -1,5 +1,6 @@
-//! End-to-end packet rate on veth: xvsd (NAT and DR) against the kernel's
-//! IP forwarding and nftables DNAT, in one run, on the same cores.
+//! End-to-end packet rate on veth: xvsd (NAT, DR and TUN) against the
+//! kernel's IP forwarding, nftables DNAT and a minimal AF_XDP forwarder (the
+//! I/O floor), in one run, on the same cores.
 //!
 //! ```text
 //! cargo build --release -p xvs-dataplane --bin xvsd
@@ -14,8 +15,10 @@
 //! | `sink` | NAT | the VIP | drops at its `eth0` ingress (the generator's ceiling) |
 //! | `fwd` | NAT | the real servers' own addresses | kernel IP forwarding |
 //! | `nft` | NAT | the VIP | nftables DNAT (conntrack), round robin |
+//! | `floor` | DR | the VIP | the minimal AF_XDP forwarder (`xvs_lab::floor`): xvsd's steering, sockets and worker loop, MAC rewrite only |
 //! | `nat` | NAT | the VIP | xvsd, `-m`, rr |
 //! | `dr`  | DR  | the VIP | xvsd, `-g`, rr |
+//! | `tun` | TUN | the VIP | xvsd, `-i`, rr (the real servers decapsulate in XDP) |
 //!
 //! Traffic: 60-byte IPv4 UDP frames (18 bytes of payload, valid checksums)
 //! to port 9, over `VETH_PPS_FLOWS` source ports (to the two real servers in
@@ -55,7 +58,8 @@
 //! a slow spell of the machine hits all cases alike): start the generator,
 //! wait until packets arrive, `VETH_PPS_WARMUP` seconds, then a window of
 //! `VETH_PPS_SECS` seconds. The table gives the median over the rounds and
-//! the ratio to kernel forwarding's median. At the end each xvsd prints its
+//! the ratios to the baselines' medians (kernel forwarding, nftables DNAT,
+//! the AF_XDP floor). At the end each xvsd prints its
 //! per-worker counters.
 //!
 //! Settings (environment):
@@ -67,12 +71,13 @@
 //! | `VETH_PPS_RUNS` | 5 | rounds (median over them) |
 //! | `VETH_PPS_CORES` | `0,1` | generator core, director core |
 //! | `VETH_PPS_FLOWS` | 64 | UDP source ports (flows) |
-//! | `VETH_PPS_CASES` | `sink,fwd,nft,nat,dr` | cases to run, in this order |
+//! | `VETH_PPS_CASES` | `sink,fwd,nft,floor,nat,dr,tun` | cases to run, in this order |
 //! | `VETH_PPS_RATE` | 0 | offered pps (0: full speed) |
 //! | `VETH_PPS_KERNEL_RX` | `napi` | `napi` or `rps` for the kernel cases |
 //! | `XVSD` | next to the bench | the xvsd binary |
 //! | `VETH_PPS_XVSD_ARGS` | | extra xvsd arguments, e.g. `--busy-poll` |
 //! | `VETH_PPS_SVG` | | write a bar chart of the medians there |
+//! | `VETH_PPS_MD` | | write the table (markdown, with the run's date, kernel and load) there |
 //!
 //! Without `XVSD` the binary is looked up as `<target>/release/xvsd` next to
 //! this bench's executable (`<target>/release/deps/veth_pps-*`): build it
@@ -94,6 +99,9 @@ use std::time::{Duration, Instant};
 use etherparse::PacketBuilder;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
+use xvs_conntrack::{Addr, Proto};
+use xvs_dataplane::xdp::SteerKey;
+use xvs_lab::floor::{Floor, FloorConfig};
 use xvs_lab::traffic::{Cycle, GenConfig};
 use xvs_lab::{Family, Host, Mode, Proc, Topology};
 
@@ -147,6 +155,7 @@ struct Opts {
     xvsd: Option<PathBuf>,
     xvsd_args: Vec<String>,
     svg: Option<PathBuf>,
+    md: Option<PathBuf>,
     kernel_rx: KernelRx,
     /// Offered packets per second; 0: as fast as the generator goes.
     rate: f64,
@@ -185,7 +194,7 @@ impl Opts {
             .split_once(',')
             .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
             .ok_or_else(|| format!("VETH_PPS_CORES={cores:?}: expected GEN,DIR"))?;
-        let cases: String = env_or("VETH_PPS_CASES", "sink,fwd,nft,nat,dr".to_owned())?;
+        let cases: String = env_or("VETH_PPS_CASES", "sink,fwd,nft,floor,nat,dr,tun".to_owned())?;
         let cases = cases
             .split(',')
             .map(|c| Kind::from_name(c.trim()))
@@ -215,6 +224,7 @@ impl Opts {
                 .map(str::to_owned)
                 .collect(),
             svg: std::env::var_os("VETH_PPS_SVG").map(PathBuf::from),
+            md: std::env::var_os("VETH_PPS_MD").map(PathBuf::from),
             kernel_rx,
             rate: env_or("VETH_PPS_RATE", 0.0)?,
         })
@@ -239,8 +249,10 @@ enum Kind {
     Sink,
     Fwd,
     Nft,
+    Floor,
     XvsdNat,
     XvsdDr,
+    XvsdTun,
 }
 
 impl Kind {
@@ -249,9 +261,13 @@ impl Kind {
             "sink" => Ok(Kind::Sink),
             "fwd" => Ok(Kind::Fwd),
             "nft" => Ok(Kind::Nft),
+            "floor" => Ok(Kind::Floor),
             "nat" => Ok(Kind::XvsdNat),
             "dr" => Ok(Kind::XvsdDr),
-            _ => Err(format!("unknown case {s:?} (sink, fwd, nft, nat, dr)")),
+            "tun" => Ok(Kind::XvsdTun),
+            _ => Err(format!(
+                "unknown case {s:?} (sink, fwd, nft, floor, nat, dr, tun)"
+            )),
         }
     }
 
@@ -260,8 +276,10 @@ impl Kind {
             Kind::Sink => "generator alone (drop at the director's eth0 ingress)",
             Kind::Fwd => "kernel IP forwarding (client -> RS address)",
             Kind::Nft => "nftables DNAT (client -> VIP)",
+            Kind::Floor => "minimal AF_XDP forwarder (MAC rewrite; DR lab)",
             Kind::XvsdNat => "xvsd NAT (-m, rr)",
-            Kind::XvsdDr => "xvsd DR (-g, rr)",
+            Kind::XvsdDr => "xvsd DR (-g, rr; DR lab)",
+            Kind::XvsdTun => "xvsd TUN (-i, rr; TUN lab)",
         }
     }
 
@@ -270,20 +288,23 @@ impl Kind {
             Kind::Sink => "generator alone",
             Kind::Fwd => "kernel forwarding",
             Kind::Nft => "nftables DNAT",
+            Kind::Floor => "AF_XDP floor",
             Kind::XvsdNat => "xvsd NAT",
             Kind::XvsdDr => "xvsd DR",
+            Kind::XvsdTun => "xvsd TUN",
         }
     }
 
     fn mode(self) -> Mode {
         match self {
-            Kind::XvsdDr => Mode::Dr,
+            Kind::XvsdDr | Kind::Floor => Mode::Dr,
+            Kind::XvsdTun => Mode::Tun,
             _ => Mode::Nat,
         }
     }
 
     fn is_xvsd(self) -> bool {
-        matches!(self, Kind::XvsdNat | Kind::XvsdDr)
+        matches!(self, Kind::XvsdNat | Kind::XvsdDr | Kind::XvsdTun)
     }
 }
 
@@ -294,7 +315,26 @@ struct Case {
     frames: Arc<Vec<Vec<u8>>>,
     pinning: String,
     xvsd: Option<Xvsd>,
+    floor: Option<Floor>,
     lab: Topology,
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        // The forwarder's summary, as xvsd prints its own at exit.
+        if let Some(f) = self.floor.take() {
+            match f.stop() {
+                Ok(r) => println!(
+                    "{}: forwarded {} dropped {} tx-ring-full {}",
+                    self.kind.short(),
+                    r.forwarded,
+                    r.dropped,
+                    r.tx_ring_full
+                ),
+                Err(e) => println!("{}: {e}", self.kind.short()),
+            }
+        }
+    }
 }
 
 fn v4(ip: IpAddr) -> [u8; 4] {
@@ -322,6 +362,7 @@ impl Case {
         install_sinks(&lab, kind)?;
         let frames = Arc::new(frames(&lab, kind, opts.flows));
         let what = |e: xvs_lab::LabError| format!("{}: {e}", kind.short());
+        let mut floor = None;
         let (xvsd, pinning) = match kind {
             Kind::Sink => (None, pin_kernel_rx(&lab, opts)?),
             Kind::Fwd => {
@@ -332,7 +373,29 @@ impl Case {
                 lab.enable_nft_dnat(&[PORT]).map_err(what)?;
                 (None, pin_kernel_rx(&lab, opts)?)
             }
-            Kind::XvsdNat | Kind::XvsdDr => {
+            Kind::Floor => {
+                let cfg = FloorConfig {
+                    iface: lab.director_outside().dev.clone(),
+                    core: Some(opts.dir_core),
+                    steer: vec![SteerKey::new(
+                        Proto::Udp,
+                        Addr::from(lab.vip(Family::V4)),
+                        PORT,
+                    )],
+                    next_hops: lab
+                        .real_servers()
+                        .iter()
+                        .map(|rs| rs.mac().octets())
+                        .collect(),
+                };
+                floor = Some(
+                    Floor::start(lab.director(), cfg)
+                        .map_err(|e| format!("minimal forwarder: {e}"))?,
+                );
+                let how = pin_napi(&lab, &[lab.director_outside().dev.as_str()], opts.dir_core)?;
+                (None, how)
+            }
+            Kind::XvsdNat | Kind::XvsdDr | Kind::XvsdTun => {
                 let x = Xvsd::start(&lab, kind, opts)?;
                 let devs: Vec<&str> = lab
                     .director()
@@ -349,6 +412,7 @@ impl Case {
             frames,
             pinning,
             xvsd,
+            floor,
             lab,
         })
     }
@@ -580,7 +644,11 @@ impl Xvsd {
             lab.mode()
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let method = if kind == Kind::XvsdDr { "-g" } else { "-m" };
+        let method = match kind {
+            Kind::XvsdDr => "-g",
+            Kind::XvsdTun => "-i",
+            _ => "-m",
+        };
         let vip = lab.vip(Family::V4);
         let mut config = format!("-A -u {vip}:{PORT} -s rr\n");
         for rs in lab.real_servers() {
@@ -812,6 +880,7 @@ fn run(opts: &Opts) -> Res<()> {
     } else {
         "at full speed".to_owned()
     };
+    let load_start = loadavg();
     println!(
         "veth_pps: {} runs of {:.1} s after {:.1} s warm-up, {} flows, 60-byte UDP {offered}, \
          generator on core {}, director on core {} ({} cores, load {})",
@@ -853,17 +922,53 @@ fn run(opts: &Opts) -> Res<()> {
         })
         .collect();
     let base = rows.iter().find(|r| r.kind == Kind::Fwd).map(|r| r.median);
+    let table = table(&rows, opts);
     println!();
-    println!(
-        "| path | delivered pps, median of {} | min - max | offered pps | vs kernel forwarding |",
+    print!("{table}");
+    println!("(load average at the end: {})", loadavg());
+    if let Some(path) = &opts.md {
+        let text = format!(
+            "Run of {}, {}; {} cores, kernel {}, load average {} at the start, {} at the end.\n\n{table}",
+            today(),
+            offered,
+            ncpu,
+            kernel(),
+            load_start,
+            loadavg()
+        );
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("veth_pps: table written to {}", path.display());
+    }
+    if let Some(path) = &opts.svg {
+        std::fs::write(path, svg(&rows, base, opts))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("veth_pps: chart written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The medians as a markdown table, with ratios to each baseline that ran.
+fn table(rows: &[Row], opts: &Opts) -> String {
+    let of = |k: Kind| rows.iter().find(|r| r.kind == k).map(|r| r.median);
+    let bases: Vec<(&str, Kind, f64)> = [
+        ("vs kernel forwarding", Kind::Fwd),
+        ("vs nftables DNAT", Kind::Nft),
+        ("vs AF_XDP floor", Kind::Floor),
+    ]
+    .into_iter()
+    .filter_map(|(h, k)| of(k).map(|m| (h, k, m)))
+    .collect();
+    let mut t = format!(
+        "| path | delivered pps, median of {} | min - max | offered pps |",
         opts.runs
     );
-    println!("|---|---:|---:|---:|---:|");
-    for r in &rows {
-        let ratio = match base {
-            Some(b) if r.kind != Kind::Sink => format!("{:.2}", r.median / b),
-            _ => "-".to_owned(),
-        };
+    for (h, _, _) in &bases {
+        let _ = write!(t, " {h} |");
+    }
+    t.push_str("\n|---|---:|---:|---:|");
+    t.push_str(&"---:|".repeat(bases.len()));
+    t.push('\n');
+    for r in rows {
         // Nearly all offered packets delivered: the generator, not the
         // director, set the rate.
         let bound = if r.median > 0.95 * r.offered {
@@ -871,23 +976,43 @@ fn run(opts: &Opts) -> Res<()> {
         } else {
             ""
         };
-        println!(
-            "| {} | {} | {} - {} | {}{bound} | {} |",
+        let _ = write!(
+            t,
+            "| {} | {} | {} - {} | {}{bound} |",
             r.kind.label(),
             pps(r.median),
             pps(r.min),
             pps(r.max),
             pps(r.offered),
-            ratio
         );
+        for (_, k, m) in &bases {
+            if r.kind == Kind::Sink || r.kind == *k {
+                t.push_str(" - |");
+            } else {
+                let _ = write!(t, " {:.2} |", r.median / m);
+            }
+        }
+        t.push('\n');
     }
-    println!("(load average at the end: {})", loadavg());
-    if let Some(path) = &opts.svg {
-        std::fs::write(path, svg(&rows, base, opts))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("veth_pps: chart written to {}", path.display());
-    }
-    Ok(())
+    t
+}
+
+/// Today's date (UTC), from `date`.
+fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The running kernel's release.
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn loadavg() -> String {

@@ -1,6 +1,8 @@
 //! A worker: one thread, one queue of every director interface, one UMEM
 //! shared by the sockets on them; the loop that joins AF_XDP I/O to the
-//! [`Pipeline`].
+//! [`Pipeline`] (or to any other [`Handler`]: the benchmarks' minimal
+//! forwarder runs this same loop with a handler that only rewrites MACs,
+//! which measures what the I/O costs without the director's logic).
 //!
 //! Per round, for each socket: completed TX frames go back to the free
 //! list, the fill ring is topped up, up to a batch of frames is received
@@ -27,7 +29,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::pipeline::{Counter, Pipeline, Verdict, WorkerStats};
+use crate::pipeline::{Counter, Frame as PipeFrame, Pipeline, Verdict, WorkerStats};
 use crate::service::Snapshot;
 use crate::xsk::{Frame, Socket, Umem, XskError};
 
@@ -95,13 +97,40 @@ pub struct IoStats {
     pub errors: Counter,
 }
 
+/// What a worker does with each received frame: rewrite it in place and say
+/// where it goes. [`Pipeline`] is the director's handler.
+pub trait Handler {
+    /// Handles one frame that arrived on interface `rx_iface`, with the
+    /// round's clock and snapshot.
+    fn handle(
+        &mut self,
+        now_ms: u64,
+        snap: &Snapshot,
+        rx_iface: u8,
+        frame: &mut PipeFrame<'_>,
+    ) -> Verdict;
+}
+
+impl Handler for Pipeline {
+    #[inline]
+    fn handle(
+        &mut self,
+        now_ms: u64,
+        snap: &Snapshot,
+        rx_iface: u8,
+        frame: &mut PipeFrame<'_>,
+    ) -> Verdict {
+        self.process(now_ms, snap, rx_iface, frame)
+    }
+}
+
 /// One worker: its UMEM, one socket per director interface (indexed by the
-/// interface number the snapshot uses), its pipeline.
+/// interface number the snapshot uses), its handler (the pipeline).
 #[derive(Debug)]
-pub struct Worker {
+pub struct Worker<H = Pipeline> {
     umem: Umem,
     sockets: Vec<Socket>,
-    pipeline: Pipeline,
+    handler: H,
     snapshot: Arc<ArcSwap<Snapshot>>,
     clock: Clock,
     cfg: WorkerConfig,
@@ -110,17 +139,29 @@ pub struct Worker {
     tx: Vec<Vec<Frame>>,
 }
 
-impl Worker {
+impl Worker<Pipeline> {
+    /// The pipeline's counters (verdicts, per destination).
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        Arc::clone(self.handler.stats())
+    }
+
+    /// This worker's connection-sync queue.
+    pub fn sync_tap(&self) -> Arc<crate::pipeline::SyncTap> {
+        Arc::clone(self.handler.sync_tap())
+    }
+}
+
+impl<H: Handler> Worker<H> {
     /// A worker over `sockets` (socket `i` on director interface `i`, all
     /// of `umem`).
     pub fn new(
         umem: Umem,
         sockets: Vec<Socket>,
-        pipeline: Pipeline,
+        handler: H,
         snapshot: Arc<ArcSwap<Snapshot>>,
         clock: Clock,
         cfg: WorkerConfig,
-    ) -> Worker {
+    ) -> Worker<H> {
         let batch = cfg.batch.max(1);
         let tx = sockets
             .iter()
@@ -129,7 +170,7 @@ impl Worker {
         Worker {
             umem,
             sockets,
-            pipeline,
+            handler,
             snapshot,
             clock,
             cfg: WorkerConfig { batch, ..cfg },
@@ -139,14 +180,9 @@ impl Worker {
         }
     }
 
-    /// The pipeline's counters (verdicts, per destination).
-    pub fn stats(&self) -> Arc<WorkerStats> {
-        Arc::clone(self.pipeline.stats())
-    }
-
-    /// This worker's connection-sync queue.
-    pub fn sync_tap(&self) -> Arc<crate::pipeline::SyncTap> {
-        Arc::clone(self.pipeline.sync_tap())
+    /// The handler (e.g. to read its counters after [`Worker::run`]).
+    pub fn handler(&self) -> &H {
+        &self.handler
     }
 
     /// The I/O counters.
@@ -190,7 +226,7 @@ impl Worker {
         let Worker {
             umem,
             sockets,
-            pipeline,
+            handler,
             io,
             rx,
             tx,
@@ -209,7 +245,7 @@ impl Worker {
             for mut f in rx.drain(..) {
                 let v = umem
                     .frame(&mut f)
-                    .with_pipeline(|pf| pipeline.process(now, &snap, rx_iface, pf));
+                    .with_pipeline(|pf| handler.handle(now, &snap, rx_iface, pf));
                 let out = match v {
                     Verdict::Tx { iface } => usize::from(iface),
                     Verdict::Reply(_) => i,

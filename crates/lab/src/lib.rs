@@ -61,6 +61,8 @@ pub mod client;
 pub mod decap;
 pub mod echo;
 mod error;
+#[cfg(feature = "xsk")]
+pub mod floor;
 pub mod keepalived;
 pub mod netns;
 pub mod pattern;

@@ -111,6 +111,31 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The AF_XDP rings of every socket.
+    pub fn socket_config(&self) -> SocketConfig {
+        SocketConfig {
+            rx_size: self.ring_size,
+            tx_size: self.ring_size,
+            fill_size: self.ring_size,
+            comp_size: self.ring_size,
+            mode: self.bind_mode,
+            need_wakeup: true,
+        }
+    }
+
+    /// A worker's UMEM for sockets on `ifaces` interfaces: per socket, room
+    /// for full fill and RX rings, frames in flight on TX and two batches.
+    pub fn umem_config(&self, ifaces: usize) -> UmemConfig {
+        let batch = self.worker.batch.max(1) as u32;
+        let per_socket = 2 * self.ring_size + 2 * batch;
+        UmemConfig {
+            frame_count: per_socket * ifaces.max(1) as u32,
+            ..UmemConfig::default()
+        }
+    }
+}
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -277,24 +302,12 @@ impl Daemon {
                 .attach_ifindex(l.ifindex, opts.xdp_mode)
                 .map_err(|e| setup(format!("attaching XDP to {}", l.name))(&e))?;
         }
-        let rings = SocketConfig {
-            rx_size: opts.ring_size,
-            tx_size: opts.ring_size,
-            fill_size: opts.ring_size,
-            comp_size: opts.ring_size,
-            mode: opts.bind_mode,
-            need_wakeup: true,
-        };
-        let batch = opts.worker.batch.max(1) as u32;
-        let per_socket = 2 * opts.ring_size + 2 * batch;
+        let rings = opts.socket_config();
         let mut workers = Vec::new();
         let mut zerocopy = false;
         for q in 0..nworkers {
-            let mut umem = Umem::new(&UmemConfig {
-                frame_count: per_socket * links.len() as u32,
-                ..UmemConfig::default()
-            })
-            .map_err(|e| setup(format!("UMEM of worker {q}"))(&e))?;
+            let mut umem = Umem::new(&opts.umem_config(links.len()))
+                .map_err(|e| setup(format!("UMEM of worker {q}"))(&e))?;
             let mut sockets = Vec::new();
             for l in &links {
                 let s = Socket::with_ifindex(&mut umem, l.ifindex, q, &rings)
