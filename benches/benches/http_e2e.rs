@@ -113,6 +113,7 @@
 //! | `HTTP_E2E_MAX_OTHERS` | 0.1 | most CPU other jobs may use during a window, in cores (8: no check) |
 //! | `HTTP_E2E_PATIENCE` | 600 | seconds to wait for them to calm down before a window |
 //! | `HTTP_E2E_PERF` | | after the rounds, one more window per contender and variant under `perf record -a -g`, to `PREFIX-CONTENDER-VARIANT.data` |
+//! | `HTTP_E2E_MD` | | write the tables (markdown, with the run's date, kernel and load) there |
 //! | `XVSD` | next to the bench | the xvsd binary |
 //! | `HTTP_E2E_XVSD_ARGS` | | extra xvsd arguments, e.g. `--busy-poll` |
 //!
@@ -210,6 +211,7 @@ struct Opts {
     patience: Duration,
     /// Profile one extra window of each contender, files starting so.
     perf: Option<PathBuf>,
+    md: Option<PathBuf>,
 }
 
 /// The real servers' HTTP server.
@@ -287,6 +289,9 @@ impl Opts {
             max_others: env_or("HTTP_E2E_MAX_OTHERS", 0.1)?,
             patience: Duration::from_secs(env_or("HTTP_E2E_PATIENCE", 600)?),
             perf: std::env::var_os("HTTP_E2E_PERF")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            md: std::env::var_os("HTTP_E2E_MD")
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
             xvsd: common::xvsd_path(),
@@ -1398,13 +1403,33 @@ fn run(opts: &Opts) -> Res<()> {
     if let Some(prefix) = &opts.perf {
         profile(&cases, prefix, opts)?;
     }
+    let mut md = String::new();
     for (v, variant) in opts.modes.iter().enumerate() {
         let rows: Vec<Row> = cases
             .iter()
             .zip(&samples[v])
             .map(|(case, s)| Row::of(case.kind, s))
             .collect();
-        report(*variant, &rows, opts);
+        let text = report(*variant, &rows, opts);
+        print!("{text}");
+        md.push_str(&text);
+    }
+    if let Some(path) = &opts.md {
+        let head = format!(
+            "Run of {}, kernel {}, load average {} at the end; wrk -t{} -c{}, {} s windows, \
+             {} real servers ({:?}), {}-byte bodies.\n",
+            common::today(),
+            common::kernel(),
+            loadavg(),
+            opts.threads,
+            opts.conns,
+            opts.secs,
+            opts.real_servers,
+            opts.server,
+            opts.body,
+        );
+        std::fs::write(path, head + &md).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("http_e2e: tables written to {}", path.display());
     }
     println!();
     if noisy > 0 {
@@ -1422,11 +1447,14 @@ fn run(opts: &Opts) -> Res<()> {
     Ok(())
 }
 
-fn report(variant: Variant, rows: &[Row], opts: &Opts) {
+/// The tables and ratios of one variant, in markdown.
+fn report(variant: Variant, rows: &[Row], opts: &Opts) -> String {
+    let mut out = String::new();
     let find = |k: Kind| rows.iter().find(|r| r.kind == k).map(|r| r.rps);
     let direct = find(Kind::Direct);
-    println!();
-    println!(
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
         "{} (wrk -t{} -c{}, {} s, median of {}):",
         variant.name(),
         opts.threads,
@@ -1434,12 +1462,16 @@ fn report(variant: Variant, rows: &[Row], opts: &Opts) {
         opts.secs,
         opts.runs
     );
-    println!();
-    println!("| contender | req/s | min - max | p50 | p99 | errors | vs direct |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| contender | req/s | min - max | p50 | p99 | errors | vs direct |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let ratio = direct.map_or("-".to_owned(), |d| format!("{:.2}", r.rps / d));
-        println!(
+        let _ = writeln!(
+            out,
             "| {} | {} | {} - {} | {} | {} | {} | {ratio} |",
             r.kind.label(),
             rate(r.rps),
@@ -1451,7 +1483,7 @@ fn report(variant: Variant, rows: &[Row], opts: &Opts) {
         );
     }
     // Where the CPU went (medians over the rounds).
-    println!();
+    let _ = writeln!(out);
     let (c, d) = (opts.client_core, opts.dir_core);
     let mut head = format!(
         "| contender | director CPU per request | client + servers CPU per request | core {c} \
@@ -1467,8 +1499,8 @@ fn report(variant: Variant, rows: &[Row], opts: &Opts) {
         " IPIs per request into core {c} / {d} | CPU used by other jobs |"
     );
     rule.push_str("---:|---:|");
-    println!("{head}");
-    println!("{rule}");
+    let _ = writeln!(out, "{head}");
+    let _ = writeln!(out, "{rule}");
     for r in rows {
         let us = |v: f64| format!("{v:.1} µs");
         let dir_us = if r.kind == Kind::Direct {
@@ -1493,10 +1525,10 @@ fn report(variant: Variant, rows: &[Row], opts: &Opts) {
             r.ipis_dir,
             pct(r.others)
         );
-        println!("{line}");
+        let _ = writeln!(out, "{line}");
     }
     let Some(dr) = find(Kind::Dr) else {
-        return;
+        return out;
     };
     let mut ratios = Vec::new();
     for (k, what, goal) in [
@@ -1514,8 +1546,8 @@ fn report(variant: Variant, rows: &[Row], opts: &Opts) {
             ratios.push(format!("xvsd DR / {what} = {r:.3}{verdict}"));
         }
     }
-    println!();
-    println!("{}: {}", variant.name(), ratios.join("; "));
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}: {}", variant.name(), ratios.join("; "));
     // What one director core could carry if nothing else limited: the
     // director-bound comparison, which a two-core lab reaches only in part.
     let cost = |k: Kind| rows.iter().find(|r| r.kind == k).map(|r| r.dir_us);
@@ -1535,6 +1567,7 @@ fn report(variant: Variant, rows: &[Row], opts: &Opts) {
                 );
             }
         }
-        println!("{line}");
+        let _ = writeln!(out, "{line}");
     }
+    out
 }

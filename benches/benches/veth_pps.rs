@@ -87,7 +87,8 @@
 //! exits 0; run as a test (`cargo test --benches`, no `--bench` argument) it
 //! does nothing. A full run takes about 1.5 minutes.
 
-use std::collections::HashSet;
+mod common;
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::net::IpAddr;
@@ -97,13 +98,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
-use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 use xvs_conntrack::{Addr, Proto};
 use xvs_dataplane::xdp::SteerKey;
 use xvs_lab::floor::{Floor, FloorConfig};
 use xvs_lab::traffic::{Cycle, GenConfig};
 use xvs_lab::{Family, Host, Mode, Proc, Topology};
+
+use common::{Res, env_cores, env_list, env_or, kernel, loadavg, median, pin, today, xvsd_path};
 
 /// UDP destination port of the generated traffic (discard).
 const PORT: u16 = 9;
@@ -114,8 +116,6 @@ const SPORT: u16 = 10_000;
 /// How long to wait for the first packets at the real servers (xvsd
 /// resolves the real servers' MACs first).
 const FIRST_PACKET: Duration = Duration::from_secs(20);
-
-type Res<T> = Result<T, String>;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -170,16 +170,6 @@ enum KernelRx {
     Rps,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?}: not a valid value")),
-        _ => Ok(default),
-    }
-}
-
 impl Opts {
     fn from_env() -> Res<Opts> {
         let secs = |name, default: f64| -> Res<Duration> {
@@ -189,16 +179,12 @@ impl Opts {
             }
             Ok(Duration::from_secs_f64(s))
         };
-        let cores: String = env_or("VETH_PPS_CORES", "0,1".to_owned())?;
-        let (gen_core, dir_core) = cores
-            .split_once(',')
-            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-            .ok_or_else(|| format!("VETH_PPS_CORES={cores:?}: expected GEN,DIR"))?;
-        let cases: String = env_or("VETH_PPS_CASES", "sink,fwd,nft,floor,nat,dr,tun".to_owned())?;
-        let cases = cases
-            .split(',')
-            .map(|c| Kind::from_name(c.trim()))
-            .collect::<Res<Vec<_>>>()?;
+        let (gen_core, dir_core) = env_cores("VETH_PPS_CORES", "0,1")?;
+        let cases = env_list(
+            "VETH_PPS_CASES",
+            "sink,fwd,nft,floor,nat,dr,tun",
+            Kind::from_name,
+        )?;
         let flows: u16 = env_or("VETH_PPS_FLOWS", 64)?;
         if flows == 0 || flows > 50_000 {
             return Err(format!("VETH_PPS_FLOWS={flows}: 1..=50000"));
@@ -229,17 +215,6 @@ impl Opts {
             rate: env_or("VETH_PPS_RATE", 0.0)?,
         })
     }
-}
-
-/// `$XVSD`, else `xvsd` in the profile directory above this executable's
-/// `deps/`.
-fn xvsd_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("XVSD") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("xvsd");
-    candidate.is_file().then_some(candidate)
 }
 
 // ------------------------------------------------------------------ cases
@@ -392,7 +367,12 @@ impl Case {
                     Floor::start(lab.director(), cfg)
                         .map_err(|e| format!("minimal forwarder: {e}"))?,
                 );
-                let how = pin_napi(&lab, &[lab.director_outside().dev.as_str()], opts.dir_core)?;
+                let how = pin_napi(
+                    &lab,
+                    &[lab.director_outside().dev.as_str()],
+                    opts.dir_core,
+                    false,
+                )?;
                 (None, how)
             }
             Kind::XvsdNat | Kind::XvsdDr | Kind::XvsdTun => {
@@ -403,7 +383,7 @@ impl Case {
                     .iter()
                     .map(|i| i.dev.as_str())
                     .collect();
-                let how = pin_napi(&lab, &devs, opts.dir_core)?;
+                let how = pin_napi(&lab, &devs, opts.dir_core, false)?;
                 (Some(x), how)
             }
         };
@@ -532,16 +512,6 @@ fn read_sink(rs: &Host) -> Res<(u64, u64)> {
 
 // ------------------------------------------------------------------ pinning
 
-fn cpu_set(core: usize) -> Res<CpuSet> {
-    let mut set = CpuSet::new();
-    set.set(core).map_err(|e| format!("core {core}: {e}"))?;
-    Ok(set)
-}
-
-fn pin(pid: Pid, core: usize) -> Res<()> {
-    sched_setaffinity(pid, &cpu_set(core)?).map_err(|e| format!("pin {pid} to core {core}: {e}"))
-}
-
 /// Kernel cases: the director's receive softirq on `core` by RPS of the
 /// outside interface's queue.
 fn rps(lab: &Topology, core: usize) -> Res<String> {
@@ -554,56 +524,14 @@ fn rps(lab: &Topology, core: usize) -> Res<String> {
     Ok(format!("RPS of director {dev} rx-0 -> core {core}"))
 }
 
-/// Kernel threads named `napi/...`, by pid.
-fn napi_threads() -> HashSet<(i32, String)> {
-    let mut out = HashSet::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
-            let comm = comm.trim();
-            if comm.starts_with("napi/") {
-                out.insert((pid, comm.to_owned()));
-            }
-        }
-    }
-    out
-}
-
 /// Threaded NAPI on the director's `devs` (a veth has NAPI once XDP is
 /// attached or GRO is on), the new NAPI threads pinned to `core`.
-fn pin_napi(lab: &Topology, devs: &[&str], core: usize) -> Res<String> {
-    let before = napi_threads();
-    for dev in devs {
-        let cmd = format!("echo 1 > /sys/class/net/{dev}/threaded");
-        lab.director()
-            .exec(&["sh", "-c", &cmd])
-            .map_err(|e| format!("threaded NAPI on the director's {dev}: {e}"))?;
-    }
-    let new: Vec<(i32, String)> = napi_threads()
-        .difference(&before)
-        .filter(|(_, comm)| devs.iter().any(|d| comm.starts_with(&format!("napi/{d}-"))))
-        .cloned()
-        .collect();
-    if new.is_empty() {
-        return Ok(format!(
-            "NOT pinned: no NAPI thread appeared for {} (director receive on the sender's core)",
-            devs.join(", ")
-        ));
-    }
-    for (pid, _) in &new {
-        pin(Pid::from_raw(*pid), core)?;
-    }
-    let names: Vec<&str> = new.iter().map(|(_, c)| c.as_str()).collect();
-    Ok(format!(
-        "threaded NAPI of director {} ({}) -> core {core}",
-        devs.join(", "),
-        names.join(", ")
-    ))
+fn pin_napi(lab: &Topology, devs: &[&str], core: usize, gro: bool) -> Res<String> {
+    let how = devs
+        .iter()
+        .map(|dev| common::pin_napi(lab.director(), dev, core, gro).map(|p| p.how))
+        .collect::<Res<Vec<String>>>()?;
+    Ok(format!("director: {}", how.join("; ")))
 }
 
 /// Kernel cases: the director's receive on `core`, by threaded NAPI (GRO on
@@ -612,13 +540,7 @@ fn pin_kernel_rx(lab: &Topology, opts: &Opts) -> Res<String> {
     let dev = lab.director_outside().dev.as_str();
     match opts.kernel_rx {
         KernelRx::Rps => rps(lab, opts.dir_core),
-        KernelRx::Napi => {
-            lab.director()
-                .exec(&["ethtool", "-K", dev, "gro", "on"])
-                .map_err(|e| format!("GRO on the director's {dev}: {e}"))?;
-            let how = pin_napi(lab, &[dev], opts.dir_core)?;
-            Ok(format!("GRO on, {how}"))
-        }
+        KernelRx::Napi => pin_napi(lab, &[dev], opts.dir_core, true),
     }
 }
 
@@ -819,16 +741,6 @@ fn measure(case: &Case, opts: &Opts) -> Res<Sample> {
     })
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
 fn pps(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
@@ -995,30 +907,6 @@ fn table(rows: &[Row], opts: &Opts) -> String {
         t.push('\n');
     }
     t
-}
-
-/// Today's date (UTC), from `date`.
-fn today() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// The running kernel's release.
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// A horizontal bar chart of the medians (plain SVG, no dependencies).

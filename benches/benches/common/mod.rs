@@ -2,8 +2,9 @@
 //! the environment, CPU pinning (processes and veth NAPI threads), per-core
 //! CPU time, medians, the load average and the `xvsd` binary's path.
 //!
-//! `veth_pps` still carries its own copies of some of these (it predates
-//! this module); new benches take them from here (`mod common;`).
+//! Every such bench takes them from here (`mod common;`); each uses a part,
+//! hence `dead_code` allowed.
+#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -276,5 +277,23 @@ pub fn median(v: &[f64]) -> f64 {
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Today's date (UTC), from `date`.
+pub fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The running kernel's release.
+pub fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
         .unwrap_or_default()
 }

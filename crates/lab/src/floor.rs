@@ -16,13 +16,13 @@
 //!
 //! ```no_run
 //! use xvs_dataplane::xdp::SteerKey;
-//! use xvs_conntrack::Proto;
+//! use xvs_conntrack::{Addr, Proto};
 //! use xvs_lab::floor::{Floor, FloorConfig};
 //! use xvs_lab::{Family, Mode, Topology};
 //!
 //! let lab = Topology::builder(Mode::Dr).real_servers(2).build()?;
 //! let cfg = FloorConfig {
-//!     steer: vec![SteerKey::new(Proto::Udp, lab.vip(Family::V4).into(), 9)],
+//!     steer: vec![SteerKey::new(Proto::Udp, Addr::from(lab.vip(Family::V4)), 9)],
 //!     next_hops: lab.real_servers().iter().map(|rs| rs.mac().octets()).collect(),
 //!     ..FloorConfig::default()
 //! };
