@@ -241,6 +241,9 @@ impl<H: Handler> Worker<H> {
             rx.clear();
             let n = sock.recv(rx);
             got += n;
+            for f in rx.iter() {
+                umem.prefetch(f);
+            }
             let rx_iface = i as u8;
             for mut f in rx.drain(..) {
                 let v = umem

@@ -265,6 +265,30 @@ impl Umem {
         self.free.push(self.chunk_of(frame.addr));
     }
 
+    /// Starts loading the first cache line of `frame`'s packet into the
+    /// cache, without waiting for it. The worker calls it for a whole
+    /// received batch before handling the first frame, so that the batch's
+    /// cache misses overlap instead of each frame's parse waiting for its
+    /// own: the kernel wrote the packet (copy mode) or the NIC did (DMA)
+    /// long before, and under load the line is no longer cached. A hint: it
+    /// reads nothing and cannot fault. A no-op off x86-64.
+    #[inline]
+    pub fn prefetch(&self, frame: &Frame) {
+        #[cfg(target_arch = "x86_64")]
+        if (frame.addr as usize) < self.area.len() {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: a prefetch never faults and changes no memory; the
+            // address is inside the area anyway (checked above).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(
+                    self.area.as_ptr().add(frame.addr as usize).cast::<i8>(),
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = frame;
+    }
+
     /// Read access to a frame's packet bytes.
     ///
     /// # Panics
