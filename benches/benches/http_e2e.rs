@@ -113,7 +113,7 @@
 //! | `HTTP_E2E_MAX_OTHERS` | 0.1 | most CPU other jobs may use during a window, in cores (8: no check) |
 //! | `HTTP_E2E_PATIENCE` | 600 | seconds to wait for them to calm down before a window |
 //! | `HTTP_E2E_PERF` | | after the rounds, one more window per contender and variant under `perf record -a -g`, to `PREFIX-CONTENDER-VARIANT.data` |
-//! | `HTTP_E2E_MD` | | write the tables (markdown, with the run's date, kernel and load) there |
+//! | `HTTP_E2E_MD` | | write the tables (markdown, with the run's date, kernel and load) there; a relative path from the workspace root |
 //! | `XVSD` | next to the bench | the xvsd binary |
 //! | `HTTP_E2E_XVSD_ARGS` | | extra xvsd arguments, e.g. `--busy-poll` |
 //!
@@ -291,9 +291,7 @@ impl Opts {
             perf: std::env::var_os("HTTP_E2E_PERF")
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
-            md: std::env::var_os("HTTP_E2E_MD")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
+            md: common::env_out_path("HTTP_E2E_MD")?,
             xvsd: common::xvsd_path(),
             xvsd_args: std::env::var("HTTP_E2E_XVSD_ARGS")
                 .unwrap_or_default()

@@ -79,6 +79,8 @@
 //! | `VETH_PPS_SVG` | | write a bar chart of the medians there |
 //! | `VETH_PPS_MD` | | write the table (markdown, with the run's date, kernel and load) there |
 //!
+//! Relative output paths are taken from the workspace root.
+//!
 //! Without `XVSD` the binary is looked up as `<target>/release/xvsd` next to
 //! this bench's executable (`<target>/release/deps/veth_pps-*`): build it
 //! with the same `CARGO_TARGET_DIR`. `cargo bench` does not rebuild it.
@@ -105,7 +107,9 @@ use xvs_lab::floor::{Floor, FloorConfig};
 use xvs_lab::traffic::{Cycle, GenConfig};
 use xvs_lab::{Family, Host, Mode, Proc, Topology};
 
-use common::{Res, env_cores, env_list, env_or, kernel, loadavg, median, pin, today, xvsd_path};
+use common::{
+    Res, env_cores, env_list, env_or, env_out_path, kernel, loadavg, median, pin, today, xvsd_path,
+};
 
 /// UDP destination port of the generated traffic (discard).
 const PORT: u16 = 9;
@@ -209,8 +213,8 @@ impl Opts {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
-            svg: std::env::var_os("VETH_PPS_SVG").map(PathBuf::from),
-            md: std::env::var_os("VETH_PPS_MD").map(PathBuf::from),
+            svg: env_out_path("VETH_PPS_SVG")?,
+            md: env_out_path("VETH_PPS_MD")?,
             kernel_rx,
             rate: env_or("VETH_PPS_RATE", 0.0)?,
         })

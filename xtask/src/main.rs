@@ -18,11 +18,17 @@
 //!   unit through `systemd-analyze verify` when that runs. Default DEB:
 //!   the newest `TARGET/debian/xvs_*.deb`.
 //!
+//! - `perf-report [--parts memory,pipeline,veth,http] [--quick]`: runs the
+//!   benchmarks and rewrites the measured parts of `docs/performance.md`
+//!   (between `<!-- perf-report:PART -->` markers) and its charts; the
+//!   end-to-end parts need root (see [`report`]).
+//!
 //! TARGET is cargo's target directory (`CARGO_TARGET_DIR` honoured).
 #![forbid(unsafe_code)]
 
 mod deb;
 mod dist;
+mod report;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -57,6 +63,17 @@ enum Task {
         /// The package (default: the newest TARGET/debian/xvs_*.deb).
         deb: Option<PathBuf>,
     },
+    /// Run the benchmarks and rewrite the measured parts of
+    /// docs/performance.md.
+    PerfReport {
+        /// Parts to regenerate, comma-separated: memory, pipeline, veth,
+        /// http (default: all).
+        #[arg(long, value_delimiter = ',', default_values_t = report::PARTS.map(String::from))]
+        parts: Vec<String>,
+        /// Short runs, to check the command (not figures to publish).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// A task's failure: one message for the user.
@@ -77,6 +94,7 @@ fn main() -> ExitCode {
         Task::CheckDeb { deb } => deb
             .map_or_else(deb::newest, Ok)
             .and_then(|d| deb::check(&d)),
+        Task::PerfReport { parts, quick } => report::regenerate(&parts, quick),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -49,6 +49,23 @@ pub fn env_cores(name: &str, default: &str) -> Res<(usize, usize)> {
         .ok_or_else(|| format!("{name}={s:?}: expected two core numbers, A,B"))
 }
 
+/// An output file named by `$name`: a relative path is taken from the
+/// workspace root (cargo runs a bench in its package directory, not where
+/// it was invoked); its directory is created.
+pub fn env_out_path(name: &str) -> Res<Option<PathBuf>> {
+    let Some(p) = std::env::var_os(name).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let path = root.join(PathBuf::from(p));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{name}: {}: {e}", dir.display()))?;
+    }
+    Ok(Some(path))
+}
+
 /// Whether `program` is on `PATH`.
 pub fn on_path(program: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
