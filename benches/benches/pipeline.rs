@@ -5,6 +5,8 @@
 //! - `established/{dr,nat_in,nat_out,tun}`: 64 flows already in the table.
 //! - `new_conn/dr_rr`: every frame is the SYN of a new flow (schedule with
 //!   rr, insert, rewrite).
+//! - `scaling_dr/{1,2,..}_cores`: established DR on that many threads at
+//!   once, one pipeline each, one shared table (see [`scaling`]).
 //!
 //! Frames sit in 2 KiB buffers with 256 bytes of headroom, like AF_XDP UMEM
 //! frames. Each batch is restored from templates before it is timed
@@ -119,13 +121,21 @@ impl Bench {
     /// Copies `templates` into the batch buffers (untimed), then times the
     /// 64 `process` calls.
     fn run_batch(&mut self, now: u64, templates: &[Vec<u8>]) -> Duration {
+        let snap = std::mem::take(&mut self.snap);
+        let t = self.run_batch_with(&snap, now, templates);
+        self.snap = snap;
+        t
+    }
+
+    /// As [`Bench::run_batch`], over `snap` (shared by several benches).
+    fn run_batch_with(&mut self, snap: &Snapshot, now: u64, templates: &[Vec<u8>]) -> Duration {
         for (buf, t) in self.bufs.iter_mut().zip(templates) {
             buf[HEADROOM..HEADROOM + t.len()].copy_from_slice(t);
         }
         let start = Instant::now();
         for (buf, t) in self.bufs.iter_mut().zip(templates) {
             let mut f = Frame::new(buf, HEADROOM, t.len());
-            let v = self.pipe.process(now, &self.snap, 0, &mut f);
+            let v = self.pipe.process(now, snap, 0, &mut f);
             black_box(v);
         }
         start.elapsed()
@@ -133,10 +143,17 @@ impl Bench {
 
     /// Runs `templates` once and checks every frame was forwarded.
     fn warm(&mut self, templates: &[Vec<u8>]) {
+        let snap = std::mem::take(&mut self.snap);
+        self.warm_with(&snap, templates);
+        self.snap = snap;
+    }
+
+    /// As [`Bench::warm`], over `snap`.
+    fn warm_with(&mut self, snap: &Snapshot, templates: &[Vec<u8>]) {
         for (buf, t) in self.bufs.iter_mut().zip(templates) {
             buf[HEADROOM..HEADROOM + t.len()].copy_from_slice(t);
             let mut f = Frame::new(buf, HEADROOM, t.len());
-            let v = self.pipe.process(1, &self.snap, 0, &mut f);
+            let v = self.pipe.process(1, snap, 0, &mut f);
             assert!(matches!(v, Verdict::Tx { .. }), "{v:?}");
         }
     }
@@ -233,11 +250,75 @@ fn new_conn(c: &mut Criterion) {
     g.finish();
 }
 
+/// Established DR on 1, 2, ... cores at once (up to 4, as the machine
+/// has): one pipeline per thread, as one per worker, each with 64 flows of
+/// its own (as RSS spreads flows over queues), over one shared connection
+/// table and snapshot. An iteration is one batch on every thread at once;
+/// its time is the slowest thread's `process` time (restoring the frames
+/// stays untimed), so the throughput line is the aggregate packet rate.
+/// What it shows: what sharing the table costs as workers are added (the
+/// shard locks' cache lines, the entries' counters), without NIC queues.
+fn scaling(c: &mut Criterion) {
+    let cores = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(4);
+    let mut g = c.benchmark_group("scaling_dr");
+    for n in 1..=cores {
+        let first = director(Fwd::Route, 1 << 16);
+        let table = Arc::clone(first.pipe.conns());
+        let snap = first.snap;
+        let mut workers: Vec<(Bench, Vec<Vec<u8>>)> = Vec::new();
+        for q in 0..n {
+            let flows = |syn: bool| -> Vec<Vec<u8>> {
+                (0..BATCH)
+                    .map(|i| {
+                        let (a, p) = client(q * BATCH + i);
+                        tcp_frame(a, VIP, p, 80, syn)
+                    })
+                    .collect()
+            };
+            let mut b = Bench {
+                pipe: Pipeline::new(Arc::clone(&table), Config::default(), q as u32),
+                snap: Snapshot::default(),
+                bufs: (0..BATCH).map(|_| vec![0u8; BUF]).collect(),
+            };
+            let acks = flows(false);
+            b.warm_with(&snap, &flows(true));
+            b.warm_with(&snap, &acks);
+            workers.push((b, acks));
+        }
+        g.throughput(Throughput::Elements((BATCH * n) as u64));
+        g.bench_function(format!("{n}_cores"), |bench| {
+            bench.iter_custom(|iters| {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = workers
+                        .iter_mut()
+                        .map(|(b, acks)| {
+                            let snap = &snap;
+                            s.spawn(move || {
+                                (0..iters)
+                                    .map(|_| b.run_batch_with(snap, 2, acks))
+                                    .sum::<Duration>()
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("a bench thread panicked"))
+                        .max()
+                        .unwrap_or_default()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = established, new_conn
+    targets = established, new_conn, scaling
 }
 criterion_main!(benches);

@@ -28,6 +28,7 @@
 
 mod deb;
 mod dist;
+mod docs;
 mod report;
 
 use std::ffi::OsStr;

@@ -9,7 +9,7 @@
 //! | part | bench | what is written |
 //! |---|---|---|
 //! | `memory` | `conntrack` (its first, untimed step) | bytes per connection at 8M NAT entries |
-//! | `pipeline` | `pipeline` (criterion) | ns per packet by case, from `TARGET/criterion/*/new/estimates.json` |
+//! | `pipeline` | `pipeline` (criterion) | ns per packet by case, from `TARGET/criterion/*/new/estimates.json`, and the `scaling` table (the same bench's `scaling_dr` group) |
 //! | `veth` | `veth_pps` (root) | the packet-rate table; the chart `docs/veth-pps.svg` |
 //! | `http` | `http_e2e` (root, wrk, nginx, haproxy) | the request-rate and CPU tables |
 //!
@@ -43,13 +43,15 @@ pub fn regenerate(parts: &[String], quick: bool) -> Result {
         .current_dir(workspace()))?;
     for part in PARTS.iter().filter(|p| parts.iter().any(|q| q == *p)) {
         eprintln!("xtask: perf-report: {part}");
-        let fragment = match *part {
-            "memory" => memory(quick)?,
+        let fragments = match *part {
+            "memory" => vec![(*part, memory(quick)?)],
             "pipeline" => pipeline(quick)?,
-            "veth" => veth(&out, quick)?,
-            _ => http(&out, quick)?,
+            "veth" => vec![(*part, veth(&out, quick)?)],
+            _ => vec![(*part, http(&out, quick)?)],
         };
-        text = splice(&text, part, &fragment)?;
+        for (name, fragment) in fragments {
+            text = splice(&text, name, &fragment)?;
+        }
         // Written after every part: a later part failing keeps the earlier.
         std::fs::write(&report, &text).map_err(|e| format!("{}: {e}", report.display()))?;
     }
@@ -133,7 +135,8 @@ const PIPELINE: [(&str, &str, Option<f64>); 7] = [
     ),
 ];
 
-fn pipeline(quick: bool) -> Result<String> {
+/// The pipeline's table and, from the same run, the scaling table.
+fn pipeline(quick: bool) -> Result<Vec<(&'static str, String)>> {
     let args: &[&str] = if quick { &["--quick"] } else { &[] };
     bench("pipeline", args, &[])?;
     let dir = target_dir().join("criterion");
@@ -144,8 +147,10 @@ fn pipeline(quick: bool) -> Result<String> {
         today(),
         loadavg()
     );
+    let mut chart = Vec::new();
     for (id, label, goal) in PIPELINE {
         let (batch, per) = criterion_estimate(&dir, id)?;
+        chart.push((label.split(" (").next().unwrap_or(label).to_owned(), per));
         let goal = match goal {
             Some(g) if per <= g => format!("{g:.0} (met)"),
             Some(g) => format!("{g:.0} (NOT met)"),
@@ -156,7 +161,47 @@ fn pipeline(quick: bool) -> Result<String> {
             1e3 / per
         ));
     }
-    Ok(t)
+    write_chart(
+        "pipeline-ns.svg",
+        &bar_chart(
+            "Pipeline, ns per packet, one core (criterion medians)",
+            "ns",
+            &chart,
+        ),
+    )?;
+    t.push_str("\n![ns per packet](pipeline-ns.svg)\n");
+    let mut sc = format!(
+        "Run of {}, same run as the pipeline table:\n\n\
+         | threads (cores) | ns per batch of 64, per thread | ns per packet, per thread | \
+         aggregate Mpps | vs 1 core |\n|---:|---:|---:|---:|---:|\n",
+        today()
+    );
+    let mut one = None;
+    let mut chart = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    for n in 1..=cores.min(4) {
+        let Ok((batch, _)) = criterion_estimate(&dir, &format!("scaling_dr/{n}_cores")) else {
+            break;
+        };
+        let mpps = (64 * n) as f64 * 1e3 / batch;
+        let base = *one.get_or_insert(mpps);
+        chart.push((format!("{n} core{}", if n > 1 { "s" } else { "" }), mpps));
+        sc.push_str(&format!(
+            "| {n} | {batch:.0} | {:.1} | {mpps:.1} | {:.2} |\n",
+            batch / 64.0,
+            mpps / base
+        ));
+    }
+    write_chart(
+        "scaling.svg",
+        &bar_chart(
+            "Established DR, aggregate Mpps, shared table",
+            "Mpps",
+            &chart,
+        ),
+    )?;
+    sc.push_str("\n![scaling](scaling.svg)\n");
+    Ok(vec![("pipeline", t), ("scaling", sc)])
 }
 
 /// Criterion's median for `id` (`group/function`): (ns per iteration, ns
@@ -205,7 +250,50 @@ fn http(out: &Path, quick: bool) -> Result<String> {
     }
     let _ = std::fs::remove_file(&md);
     let log = bench("http_e2e", &[], &env)?;
-    read_fragment(&md, "http_e2e", &log)
+    let mut text = read_fragment(&md, "http_e2e", &log)?;
+    let chart = http_rates(&text);
+    if !chart.is_empty() {
+        write_chart(
+            "http-e2e.svg",
+            &bar_chart(
+                "HTTP requests per second (median), same cores",
+                "k req/s",
+                &chart,
+            ),
+        )?;
+        text.push_str("\n![requests per second](http-e2e.svg)\n");
+    }
+    Ok(text)
+}
+
+/// `(variant: contender, k req/s)` from the http bench's tables.
+fn http_rates(md: &str) -> Vec<(String, f64)> {
+    let mut variant = "";
+    let mut out = Vec::new();
+    for line in md.lines() {
+        if let Some((v, _)) = line.split_once(" (wrk ") {
+            variant = if v.starts_with("keep") {
+                "keep-alive"
+            } else {
+                "close"
+            };
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | contender | req/s | min - max | p50 | p99 | errors | vs direct |
+        if cells.len() == 9 && cells[3].contains(" - ") {
+            let rate = cells[2];
+            let v = rate
+                .strip_suffix('k')
+                .and_then(|k| k.parse::<f64>().ok())
+                .or_else(|| rate.parse::<f64>().ok().map(|r| r / 1e3));
+            if let Some(v) = v {
+                let who = cells[1].split(" (").next().unwrap_or(cells[1]);
+                out.push((format!("{variant}: {who}"), v));
+            }
+        }
+    }
+    out
 }
 
 /// The table a bench wrote, or its output as the reason it wrote none (a
@@ -217,6 +305,58 @@ fn read_fragment(path: &Path, name: &str, log: &str) -> Result<String> {
             path.display()
         )
     })
+}
+
+/// A horizontal bar chart (plain SVG): one bar per `(label, value)`, the
+/// value printed with `unit` after the bar.
+pub fn bar_chart(title: &str, unit: &str, rows: &[(String, f64)]) -> String {
+    const W: f64 = 680.0;
+    const LABEL: f64 = 260.0;
+    const BAR_H: f64 = 22.0;
+    const GAP: f64 = 10.0;
+    const TOP: f64 = 34.0;
+    let max = rows.iter().map(|r| r.1).fold(f64::MIN_POSITIVE, f64::max);
+    let scale = (W - LABEL - 90.0) / max;
+    let h = TOP + rows.len() as f64 * (BAR_H + GAP) + 8.0;
+    let esc = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;");
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"8\" y=\"20\" font-size=\"14\">{}</text>\n",
+        esc(title)
+    );
+    for (i, (label, v)) in rows.iter().enumerate() {
+        let y = TOP + i as f64 * (BAR_H + GAP);
+        let color = if label.contains("xvsd")
+            || label.contains("established")
+            || label.contains("new connection")
+            || label.contains("core")
+        {
+            "#d9822b"
+        } else {
+            "#4a7ab5"
+        };
+        s.push_str(&format!(
+            "<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\n\
+             <rect x=\"{LABEL}\" y=\"{y}\" width=\"{w:.1}\" height=\"{BAR_H}\" fill=\"{color}\"/>\n\
+             <text x=\"{tx:.1}\" y=\"{ty}\">{v:.1} {unit}</text>\n",
+            lx = LABEL - 8.0,
+            ty = y + BAR_H / 2.0 + 4.0,
+            label = esc(label),
+            w = v * scale,
+            tx = LABEL + v * scale + 6.0,
+            unit = esc(unit),
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Writes `svg` to `docs/NAME`.
+fn write_chart(name: &str, svg: &str) -> Result {
+    let p = workspace().join("docs").join(name);
+    std::fs::write(&p, svg).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// `text` with what lies between the markers of `part` replaced by
@@ -253,7 +393,30 @@ fn loadavg() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::splice;
+    use super::{bar_chart, http_rates, splice};
+
+    #[test]
+    fn http_rates_read_the_benchs_table() {
+        let md = "keep-alive (wrk -t2 -c64, 5 s, median of 5):\n\n\
+                  | contender | req/s | min - max | p50 | p99 | errors | vs direct |\n\
+                  |---|---:|---:|---:|---:|---:|---:|\n\
+                  | direct (no director) | 50.6k | 49.0k - 52.3k | 0.92 ms | 1.88 ms | 0 | 1.00 |\n\
+                  Connection: close (wrk -t2 -c64, 5 s, median of 5):\n\
+                  | HAProxy (mode tcp, roundrobin) | 8178 | 7849 - 8258 | 6.95 ms | 13.13 ms | 0 | 0.39 |\n\
+                  | contender | director CPU per request | x | y | z | a | b |\n";
+        assert_eq!(
+            http_rates(md),
+            vec![
+                ("keep-alive: direct".to_owned(), 50.6),
+                ("close: HAProxy".to_owned(), 8.178)
+            ]
+        );
+        let svg = bar_chart("t <&>", "k", &http_rates(md));
+        assert!(
+            svg.starts_with("<svg") && svg.contains("t &lt;&amp;>") && svg.ends_with("</svg>\n")
+        );
+        assert_eq!(svg.matches("<rect x=").count(), 2);
+    }
 
     #[test]
     fn splice_replaces_only_between_the_markers() {
