@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole xvs test suite: formatting, lints, unit, property and
-# integration tests of every crate, then a short run of every fuzz target
+# integration tests of every crate, the Debian package built and checked
+# (scripts/package.sh) and its unit run under systemd in a container
+# (scripts/systemd-check.sh), then a short run of every fuzz target
 # (scripts/fuzz.sh, FUZZ_SECONDS each, default 20). Installs what it needs
 # when missing.
 # Usage: scripts/test.sh
@@ -49,6 +51,9 @@ cargo bench -p xvs-benches --no-run --locked
 # cargo fuzz (installed by scripts/fuzz.sh when missing) on stable Rust:
 # two targets at a time, a fixed time each; a crash or a broken invariant
 # fails the suite and leaves the input in fuzz/artifacts/<target>/.
+echo "== the Debian package, and its unit under systemd"
+scripts/package.sh
+scripts/systemd-check.sh
 echo "== fuzz targets (${FUZZ_SECONDS:-20} s each)"
 FUZZ_JOBS=2 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 # Not here: the Debian package, whose release build takes minutes more;
