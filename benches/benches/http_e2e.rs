@@ -221,6 +221,15 @@ enum Server {
     Echo,
 }
 
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Server::Nginx => "nginx",
+            Server::Echo => "the lab's echo server",
+        }
+    }
+}
+
 /// Where every host's veth receive runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rx {
@@ -1415,7 +1424,7 @@ fn run(opts: &Opts) -> Res<()> {
     if let Some(path) = &opts.md {
         let head = format!(
             "Run of {}, kernel {}, load average {} at the end; wrk -t{} -c{}, {} s windows, \
-             {} real servers ({:?}), {}-byte bodies.\n",
+             {} real servers ({}), {}-byte bodies.\n",
             common::today(),
             common::kernel(),
             loadavg(),
@@ -1423,7 +1432,7 @@ fn run(opts: &Opts) -> Res<()> {
             opts.conns,
             opts.secs,
             opts.real_servers,
-            opts.server,
+            opts.server.name(),
             opts.body,
         );
         std::fs::write(path, head + &md).map_err(|e| format!("{}: {e}", path.display()))?;
