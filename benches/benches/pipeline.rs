@@ -56,7 +56,7 @@ fn client(i: usize) -> ([u8; 4], u16) {
 
 struct Bench {
     pipe: Pipeline,
-    snap: Snapshot,
+    snap: Arc<Snapshot>,
     bufs: Vec<Vec<u8>>,
 }
 
@@ -112,7 +112,7 @@ fn director(fwd: Fwd, capacity: usize) -> Bench {
     );
     Bench {
         pipe: Pipeline::new(table, Config::default(), 0),
-        snap,
+        snap: Arc::new(snap),
         bufs: (0..BATCH).map(|_| vec![0u8; BUF]).collect(),
     }
 }
@@ -121,21 +121,13 @@ impl Bench {
     /// Copies `templates` into the batch buffers (untimed), then times the
     /// 64 `process` calls.
     fn run_batch(&mut self, now: u64, templates: &[Vec<u8>]) -> Duration {
-        let snap = std::mem::take(&mut self.snap);
-        let t = self.run_batch_with(&snap, now, templates);
-        self.snap = snap;
-        t
-    }
-
-    /// As [`Bench::run_batch`], over `snap` (shared by several benches).
-    fn run_batch_with(&mut self, snap: &Snapshot, now: u64, templates: &[Vec<u8>]) -> Duration {
         for (buf, t) in self.bufs.iter_mut().zip(templates) {
             buf[HEADROOM..HEADROOM + t.len()].copy_from_slice(t);
         }
         let start = Instant::now();
         for (buf, t) in self.bufs.iter_mut().zip(templates) {
             let mut f = Frame::new(buf, HEADROOM, t.len());
-            let v = self.pipe.process(now, snap, 0, &mut f);
+            let v = self.pipe.process(now, &self.snap, 0, &mut f);
             black_box(v);
         }
         start.elapsed()
@@ -143,17 +135,10 @@ impl Bench {
 
     /// Runs `templates` once and checks every frame was forwarded.
     fn warm(&mut self, templates: &[Vec<u8>]) {
-        let snap = std::mem::take(&mut self.snap);
-        self.warm_with(&snap, templates);
-        self.snap = snap;
-    }
-
-    /// As [`Bench::warm`], over `snap`.
-    fn warm_with(&mut self, snap: &Snapshot, templates: &[Vec<u8>]) {
         for (buf, t) in self.bufs.iter_mut().zip(templates) {
             buf[HEADROOM..HEADROOM + t.len()].copy_from_slice(t);
             let mut f = Frame::new(buf, HEADROOM, t.len());
-            let v = self.pipe.process(1, snap, 0, &mut f);
+            let v = self.pipe.process(1, &self.snap, 0, &mut f);
             assert!(matches!(v, Verdict::Tx { .. }), "{v:?}");
         }
     }
@@ -266,7 +251,6 @@ fn scaling(c: &mut Criterion) {
     for n in 1..=cores {
         let first = director(Fwd::Route, 1 << 16);
         let table = Arc::clone(first.pipe.conns());
-        let snap = first.snap;
         let mut workers: Vec<(Bench, Vec<Vec<u8>>)> = Vec::new();
         for q in 0..n {
             let flows = |syn: bool| -> Vec<Vec<u8>> {
@@ -279,12 +263,12 @@ fn scaling(c: &mut Criterion) {
             };
             let mut b = Bench {
                 pipe: Pipeline::new(Arc::clone(&table), Config::default(), q as u32),
-                snap: Snapshot::default(),
+                snap: Arc::clone(&first.snap),
                 bufs: (0..BATCH).map(|_| vec![0u8; BUF]).collect(),
             };
             let acks = flows(false);
-            b.warm_with(&snap, &flows(true));
-            b.warm_with(&snap, &acks);
+            b.warm(&flows(true));
+            b.warm(&acks);
             workers.push((b, acks));
         }
         g.throughput(Throughput::Elements((BATCH * n) as u64));
@@ -294,11 +278,8 @@ fn scaling(c: &mut Criterion) {
                     let handles: Vec<_> = workers
                         .iter_mut()
                         .map(|(b, acks)| {
-                            let snap = &snap;
                             s.spawn(move || {
-                                (0..iters)
-                                    .map(|_| b.run_batch_with(snap, 2, acks))
-                                    .sum::<Duration>()
+                                (0..iters).map(|_| b.run_batch(2, acks)).sum::<Duration>()
                             })
                         })
                         .collect();

@@ -4,8 +4,7 @@
 //! prompts, leading `VAR=value` settings and `sudo` removed) is classified,
 //! and each class is checked:
 //!
-//! - `xvsadm ...`: parsed by xvsadm's grammar (also in
-//!   `crates/ctl/tests/docs_commands.rs`, which predates this);
+//! - `xvsadm ...`: parsed by xvsadm's grammar (at least 20 of them);
 //! - `xvsd ...`: parsed by xvsd's clap command (a synopsis's `[...]`
 //!   groups are read as given, a `...` is dropped, and the
 //!   `--socket-group` name becomes `root`, a group every machine has);
@@ -299,6 +298,8 @@ mod tests {
             }
         }
         assert!(checked >= 40, "only {checked} commands were checked");
+        let xvsadm = cmds.iter().filter(|(_, w)| w[0] == "xvsadm").count();
+        assert!(xvsadm >= 20, "found only {xvsadm} xvsadm commands");
         assert!(
             bad.is_empty(),
             "documented commands that do not match the code:\n{}",

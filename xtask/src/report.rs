@@ -150,7 +150,11 @@ fn pipeline(quick: bool) -> Result<Vec<(&'static str, String)>> {
     let mut chart = Vec::new();
     for (id, label, goal) in PIPELINE {
         let (batch, per) = criterion_estimate(&dir, id)?;
-        chart.push((label.split(" (").next().unwrap_or(label).to_owned(), per));
+        chart.push((
+            label.split(" (").next().unwrap_or(label).to_owned(),
+            per,
+            true,
+        ));
         let goal = match goal {
             Some(g) if per <= g => format!("{g:.0} (met)"),
             Some(g) => format!("{g:.0} (NOT met)"),
@@ -185,7 +189,11 @@ fn pipeline(quick: bool) -> Result<Vec<(&'static str, String)>> {
         };
         let mpps = (64 * n) as f64 * 1e3 / batch;
         let base = *one.get_or_insert(mpps);
-        chart.push((format!("{n} core{}", if n > 1 { "s" } else { "" }), mpps));
+        chart.push((
+            format!("{n} core{}", if n > 1 { "s" } else { "" }),
+            mpps,
+            true,
+        ));
         sc.push_str(&format!(
             "| {n} | {batch:.0} | {:.1} | {mpps:.1} | {:.2} |\n",
             batch / 64.0,
@@ -266,8 +274,8 @@ fn http(out: &Path, quick: bool) -> Result<String> {
     Ok(text)
 }
 
-/// `(variant: contender, k req/s)` from the http bench's tables.
-fn http_rates(md: &str) -> Vec<(String, f64)> {
+/// `(variant: contender, k req/s, is xvsd)` from the http bench's tables.
+fn http_rates(md: &str) -> Vec<(String, f64, bool)> {
     let mut variant = "";
     let mut out = Vec::new();
     for line in md.lines() {
@@ -289,7 +297,7 @@ fn http_rates(md: &str) -> Vec<(String, f64)> {
                 .or_else(|| rate.parse::<f64>().ok().map(|r| r / 1e3));
             if let Some(v) = v {
                 let who = cells[1].split(" (").next().unwrap_or(cells[1]);
-                out.push((format!("{variant}: {who}"), v));
+                out.push((format!("{variant}: {who}"), v, who.starts_with("xvsd")));
             }
         }
     }
@@ -307,9 +315,10 @@ fn read_fragment(path: &Path, name: &str, log: &str) -> Result<String> {
     })
 }
 
-/// A horizontal bar chart (plain SVG): one bar per `(label, value)`, the
-/// value printed with `unit` after the bar.
-pub fn bar_chart(title: &str, unit: &str, rows: &[(String, f64)]) -> String {
+/// A horizontal bar chart (plain SVG): one bar per `(label, value, xvs)`,
+/// the value printed with `unit` after the bar; xvs's bars in orange, the
+/// others' in blue.
+pub fn bar_chart(title: &str, unit: &str, rows: &[(String, f64, bool)]) -> String {
     const W: f64 = 680.0;
     const LABEL: f64 = 260.0;
     const BAR_H: f64 = 22.0;
@@ -326,17 +335,9 @@ pub fn bar_chart(title: &str, unit: &str, rows: &[(String, f64)]) -> String {
          <text x=\"8\" y=\"20\" font-size=\"14\">{}</text>\n",
         esc(title)
     );
-    for (i, (label, v)) in rows.iter().enumerate() {
+    for (i, (label, v, ours)) in rows.iter().enumerate() {
         let y = TOP + i as f64 * (BAR_H + GAP);
-        let color = if label.contains("xvsd")
-            || label.contains("established")
-            || label.contains("new connection")
-            || label.contains("core")
-        {
-            "#d9822b"
-        } else {
-            "#4a7ab5"
-        };
+        let color = if *ours { "#d9822b" } else { "#4a7ab5" };
         s.push_str(&format!(
             "<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\n\
              <rect x=\"{LABEL}\" y=\"{y}\" width=\"{w:.1}\" height=\"{BAR_H}\" fill=\"{color}\"/>\n\
@@ -407,8 +408,8 @@ mod tests {
         assert_eq!(
             http_rates(md),
             vec![
-                ("keep-alive: direct".to_owned(), 50.6),
-                ("close: HAProxy".to_owned(), 8.178)
+                ("keep-alive: direct".to_owned(), 50.6, false),
+                ("close: HAProxy".to_owned(), 8.178, false)
             ]
         );
         let svg = bar_chart("t <&>", "k", &http_rates(md));

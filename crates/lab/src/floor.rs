@@ -34,8 +34,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicBool;
 
 use arc_swap::ArcSwap;
 use nix::sched::{CpuSet, sched_setaffinity};
@@ -49,7 +48,7 @@ use xvs_dataplane::xdp::{AttachMode, SteerKey, Steering};
 use xvs_dataplane::xsk::{Socket, Umem};
 
 use crate::error::{LabError, Result};
-use crate::netns::Netns;
+use crate::netns::{Netns, NsThread, Ready};
 
 /// What a [`Floor`] forwards and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,62 +122,24 @@ impl Handler for MacRewrite {
 
 /// A running minimal forwarder; stopped (and joined) on drop.
 #[derive(Debug)]
-pub struct Floor {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<Result<FloorReport>>>>,
-}
+pub struct Floor(NsThread<FloorReport>);
 
 impl Floor {
     /// Loads the steering program on `cfg.iface` of `ns`, binds a socket on
     /// its queue 0 and forwards from a thread of its own; returns once the
     /// socket is in the program's map (an error here means nothing runs).
     pub fn start(ns: &Netns, cfg: FloorConfig) -> Result<Floor> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let own = ns.mac(&cfg.iface)?.octets();
-        let s = Arc::clone(&stop);
-        let thread = ns.spawn_thread("xvs-lab-floor", move || {
-            run(&cfg, own, &s, |r: Result<()>| {
-                let _ = ready_tx.send(r);
-            })
-        })?;
-        let mut f = Floor {
-            stop,
-            thread: Some(thread),
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(f),
-            Ok(Err(e)) => Err(e),
-            Err(_) => match f.join() {
-                Err(e) => Err(e),
-                Ok(_) => Err(LabError::Protocol("forwarder thread ended at start".into())),
-            },
-        }
+        NsThread::start(ns, "xvs-lab-floor", "forwarder", move |stop, ready| {
+            run(&cfg, own, stop, ready)
+        })
+        .map(Floor)
     }
 
     /// Stops forwarding (the XDP program is detached) and returns what it
     /// did.
-    pub fn stop(mut self) -> Result<FloorReport> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<FloorReport> {
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Ok(r))) => r,
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(_)) => Err(LabError::Protocol("forwarder thread panicked".into())),
-            None => Err(LabError::Protocol("forwarder already joined".into())),
-        }
-    }
-}
-
-impl Drop for Floor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) -> Result<FloorReport> {
+        self.0.stop()
     }
 }
 
@@ -188,12 +149,7 @@ fn err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> LabError {
 
 /// The forwarder thread: sets up as xvsd would, says so through `ready`,
 /// runs the worker loop.
-fn run(
-    cfg: &FloorConfig,
-    own: [u8; 6],
-    stop: &AtomicBool,
-    ready: impl FnOnce(Result<()>),
-) -> Result<FloorReport> {
+fn run(cfg: &FloorConfig, own: [u8; 6], stop: &AtomicBool, ready: Ready) -> Result<FloorReport> {
     let setup = || -> Result<(Steering, Worker<MacRewrite>)> {
         if let Some(core) = cfg.core {
             let mut set = CpuSet::new();

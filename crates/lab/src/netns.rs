@@ -25,7 +25,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -518,6 +519,85 @@ pub fn veth(a: &Netns, dev_a: &str, b: &Netns, dev_b: &str, opts: &VethOptions) 
     a.ip(&args)?;
     a.link_up(dev_a)?;
     b.link_up(dev_b)
+}
+
+/// Says once whether a [`NsThread`]'s set-up worked.
+pub type Ready = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// A thread of this process inside a namespace that sets itself up, says
+/// whether that worked, then runs until its stop flag is set; stopped (and
+/// joined) on drop. The traffic generator and the benchmarks' minimal
+/// forwarder are two.
+#[derive(Debug)]
+pub struct NsThread<T> {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<Result<T>>>>,
+    what: &'static str,
+}
+
+impl<T: Send + 'static> NsThread<T> {
+    /// Starts `body(stop, ready)` on a thread named `name` in `ns` and
+    /// returns once it called `ready`: with its error if the set-up failed
+    /// (the thread has then ended). `what` names it in errors.
+    pub fn start(
+        ns: &Netns,
+        name: &str,
+        what: &'static str,
+        body: impl FnOnce(&AtomicBool, Ready) -> Result<T> + Send + 'static,
+    ) -> Result<NsThread<T>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let s = Arc::clone(&stop);
+        let thread = ns.spawn_thread(name, move || {
+            let ready: Ready = Box::new(move |r| {
+                let _ = ready_tx.send(r);
+            });
+            body(&s, ready)
+        })?;
+        let mut t = NsThread {
+            stop,
+            thread: Some(thread),
+            what,
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(t),
+            Ok(Err(e)) => Err(e),
+            // The thread ended before saying: setns failed, or it panicked.
+            Err(_) => match t.join() {
+                Err(e) => Err(e),
+                Ok(_) => Err(LabError::Protocol(format!("{what} thread ended at start"))),
+            },
+        }
+    }
+
+    /// Whether the thread ended (its work ran out, or it failed).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Sets the stop flag, joins the thread and returns what it returned.
+    pub fn stop(mut self) -> Result<T> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<T> {
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(Ok(r))) => r,
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(LabError::Protocol(format!("{} thread panicked", self.what))),
+            None => Err(LabError::Protocol(format!("{} already joined", self.what))),
+        }
+    }
+}
+
+impl<T> Drop for NsThread<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A long-running program in a namespace; killed (SIGKILL) and reaped when

@@ -39,7 +39,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sched::{CpuSet, sched_setaffinity};
@@ -47,7 +46,7 @@ use nix::unistd::Pid;
 use xvs_dataplane::xsk::{Frame, Socket, SocketConfig, Umem, UmemConfig, XskError};
 
 use crate::error::{LabError, Result};
-use crate::netns::Netns;
+use crate::netns::{Netns, NsThread};
 
 /// Frames per TX submission (and kick).
 pub const BATCH: usize = 64;
@@ -245,10 +244,9 @@ impl GenReport {
 /// A generator thread in a namespace; stopped (and joined) on drop.
 #[derive(Debug)]
 pub struct Generator {
-    stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
     done: Arc<AtomicU64>,
-    thread: Option<JoinHandle<Result<Result<GenReport>>>>,
+    thread: NsThread<GenReport>,
 }
 
 impl Generator {
@@ -256,31 +254,13 @@ impl Generator {
     /// `ns` and sends what `source` builds, from a thread of its own; returns
     /// once the socket is bound (an error here means none was sent).
     pub fn start(ns: &Netns, cfg: GenConfig, source: impl FrameSource) -> Result<Generator> {
-        let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (s, n, d) = (Arc::clone(&stop), Arc::clone(&sent), Arc::clone(&done));
-        let thread = ns.spawn_thread("xvs-lab-gen", move || {
-            run(&cfg, source, &s, &n, &d, |r: Result<()>| {
-                let _ = ready_tx.send(r);
-            })
+        let (n, d) = (Arc::clone(&sent), Arc::clone(&done));
+        let thread = NsThread::start(ns, "xvs-lab-gen", "generator", move |stop, ready| {
+            run(&cfg, source, stop, &n, &d, ready)
         })?;
-        let mut g = Generator {
-            stop,
-            sent,
-            done,
-            thread: Some(thread),
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(g),
-            Ok(Err(e)) => Err(e),
-            // The thread ended before saying: setns failed, or it panicked.
-            Err(_) => match g.join() {
-                Err(e) => Err(e),
-                Ok(_) => Err(LabError::Protocol("generator thread ended at start".into())),
-            },
-        }
+        Ok(Generator { sent, done, thread })
     }
 
     /// Frames handed to the kernel so far.
@@ -295,42 +275,22 @@ impl Generator {
 
     /// Whether the thread ended (its source ran out, or it failed).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.thread.is_finished()
     }
 
     /// Stops sending and returns what it did.
-    pub fn stop(mut self) -> Result<GenReport> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.join()
+    pub fn stop(self) -> Result<GenReport> {
+        self.thread.stop()
     }
 
     /// Waits until the source runs out and every frame is completed (at
     /// most `timeout`, then stops it) and returns what it did.
-    pub fn wait(mut self, timeout: Duration) -> Result<GenReport> {
+    pub fn wait(self, timeout: Duration) -> Result<GenReport> {
         let deadline = Instant::now() + timeout;
         while !self.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.stop.store(true, Ordering::Relaxed);
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<GenReport> {
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Ok(r))) => r,
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(_)) => Err(LabError::Protocol("generator thread panicked".into())),
-            None => Err(LabError::Protocol("generator already joined".into())),
-        }
-    }
-}
-
-impl Drop for Generator {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.thread.stop()
     }
 }
 
