@@ -17,7 +17,7 @@ pub enum Af {
 ///
 /// IPv4 addresses are held IPv4-mapped (`::ffff:a.b.c.d`), so one comparison
 /// covers both families and [`Addr::to_ip`] is unambiguous.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Addr(pub [u8; 16]);
 
 impl Addr {
@@ -27,9 +27,10 @@ impl Addr {
     /// An IPv4 address from its four octets.
     #[inline]
     pub const fn v4(o: [u8; 4]) -> Addr {
-        Addr([
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3],
-        ])
+        // Built as one 128-bit value (stored as two words), not byte by
+        // byte: a later wide load of byte-wise stores stalls store-to-load
+        // forwarding, and every packet's key is built this way.
+        Addr(((0xffff_u128 << 32) | u32::from_be_bytes(o) as u128).to_be_bytes())
     }
 
     /// An IPv6 address from its sixteen octets.
@@ -85,6 +86,17 @@ impl Addr {
             }
         }
         out
+    }
+}
+
+impl std::hash::Hash for Addr {
+    /// Two words, not a length-prefixed byte stream: half the hasher's work,
+    /// and loads of the same width as the stores that built the address.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let w = u128::from_ne_bytes(self.0);
+        state.write_u64(w as u64);
+        state.write_u64((w >> 64) as u64);
     }
 }
 
@@ -200,6 +212,7 @@ mod tests {
     #[test]
     fn v4_round_trip_and_family() {
         let a = Addr::v4([10, 1, 2, 3]);
+        assert_eq!(a.0, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3]);
         assert!(a.is_v4());
         assert_eq!(a.af(), Af::V4);
         assert_eq!(a.to_string(), "10.1.2.3");

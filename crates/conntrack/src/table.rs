@@ -254,17 +254,22 @@ pub struct NewTemplate {
     pub timeout_ms: u64,
 }
 
+/// One shard. `repr(C)` with the lookup's fields first: after the mutex's
+/// word they share the shard's first cache line, and the whole mutex fits
+/// one 128-byte [`CachePadded`] slot.
+#[repr(C)]
 struct Shard {
     chunks: Vec<Box<[Conn]>>,
+    /// Heads of the in-key chains (a power of two of them: `len - 1` is
+    /// the bucket mask).
+    in_heads: Box<[u32]>,
+    /// Heads of the reply-key chains (also a power of two).
+    out_heads: Box<[u32]>,
     /// Slots ever handed out (the slab's high-water mark).
     used: u32,
     /// Head of the free list (linked through `next_in`).
     free: u32,
     len: u32,
-    in_mask: u32,
-    out_mask: u32,
-    in_heads: Box<[u32]>,
-    out_heads: Box<[u32]>,
     wheel: Box<[u32]>,
     /// Next wheel tick to process.
     cursor: u64,
@@ -272,6 +277,8 @@ struct Shard {
     expired: u64,
     full: u64,
 }
+
+const _: () = assert!(size_of::<CachePadded<Mutex<Shard>>>() <= 128);
 
 /// Which hash chain: in-direction keys or NAT reply keys.
 #[derive(Clone, Copy)]
@@ -401,8 +408,6 @@ impl Shard {
             used: 0,
             free: NIL,
             len: 0,
-            in_mask: (in_buckets - 1) as u32,
-            out_mask: (out_buckets - 1) as u32,
             in_heads: vec![NIL; in_buckets].into_boxed_slice(),
             out_heads: vec![NIL; out_buckets].into_boxed_slice(),
             wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
@@ -465,7 +470,7 @@ impl Shard {
     }
 
     fn find_in(&self, h: u64, k: &ConnKey) -> Option<u32> {
-        let mut s = self.in_heads[(h as u32 & self.in_mask) as usize];
+        let mut s = self.in_heads[self.bucket(Chain::In, h)];
         while s != NIL {
             let c = self.at(s);
             if c.matches_in(k) {
@@ -477,7 +482,7 @@ impl Shard {
     }
 
     fn find_out(&self, h: u64, k: &ReplyKey) -> Option<u32> {
-        let mut s = self.out_heads[(h as u32 & self.out_mask) as usize];
+        let mut s = self.out_heads[self.bucket(Chain::Out, h)];
         while s != NIL {
             let c = self.at(s);
             if c.matches_out(k) {
@@ -507,11 +512,12 @@ impl Shard {
     /// The bucket of `h` in one chain's head array.
     #[inline]
     fn bucket(&self, chain: Chain, h: u64) -> usize {
-        let mask = match chain {
-            Chain::In => self.in_mask,
-            Chain::Out => self.out_mask,
+        let heads = match chain {
+            Chain::In => &self.in_heads,
+            Chain::Out => &self.out_heads,
         };
-        (h as u32 & mask) as usize
+        // The mask keeps the index in bounds, so the check folds away.
+        (h as usize) & (heads.len() - 1)
     }
 
     fn heads_mut(&mut self, chain: Chain) -> &mut [u32] {
@@ -814,8 +820,11 @@ impl ConnTable {
                 None => InLookup::Miss,
                 Some(slot) => {
                     let c = sh.at(slot);
-                    let dest = self.dests.get(c.dest);
-                    if !dest.is_available() && self.settings.expire_nodest_conn.load(Relaxed) {
+                    // The switch first: off (the default), the packet path
+                    // never reads the destination's line.
+                    if self.settings.expire_nodest_conn.load(Relaxed)
+                        && !self.dests.get(c.dest).is_available()
+                    {
                         self.remove(&mut sh, slot, &mut d);
                         InLookup::NoDest
                     } else if self.reusable(c, k.proto, tcp) {

@@ -163,9 +163,13 @@ impl Pipeline {
 
     #[inline]
     fn walk(&mut self, now: u64, snap: &Snapshot, rx_iface: u8, frame: &mut Frame<'_>) -> Verdict {
-        let info = match wire::parse(frame.data()) {
+        // Borrowed, not moved out of the `Result`: a move is a wide copy
+        // of fields `parse` has just stored one by one, which stalls
+        // store-to-load forwarding.
+        let parsed = wire::parse(frame.data());
+        let info = match &parsed {
             Ok(info) => info,
-            Err(e) => return Verdict::Drop(e.into()),
+            Err(e) => return Verdict::Drop((*e).into()),
         };
         let proto = match info.proto {
             ip_proto::TCP => Proto::Tcp,
@@ -182,11 +186,12 @@ impl Pipeline {
             return drop(Dropped::Fragment);
         }
         let bytes = info.ip_len as u32;
+        let (src, dst) = info.addrs_from(frame.data());
         let key = ConnKey {
             proto,
-            caddr: info.src,
+            caddr: src,
             cport: info.sport,
-            vaddr: info.dst,
+            vaddr: dst,
             vport: info.dport,
         };
         match self.conns.lookup_in(now, &key, info.tcp_flags, bytes) {

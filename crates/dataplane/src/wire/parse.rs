@@ -166,6 +166,19 @@ pub fn parse(frame: &[u8]) -> Result<PacketInfo, ParseError> {
     })
 }
 
+impl PacketInfo {
+    /// The source and destination addresses read again from `frame`, the
+    /// frame this was parsed from. Same values as `src` and `dst`; the hot
+    /// path builds its connection key with this because a fresh read of the
+    /// frame is fast, while a copy of `src`/`dst` just after [`parse`] stored
+    /// them waits on store-to-load forwarding.
+    #[inline(always)]
+    pub fn addrs_from(&self, frame: &[u8]) -> (Addr, Addr) {
+        let l3 = &frame[self.l3_off..];
+        (src_addr(self.af, l3), dst_addr(self.af, l3))
+    }
+}
+
 /// What the IP header says, addresses aside (see [`src_addr`]).
 struct Network {
     af: Af,
