@@ -358,6 +358,28 @@ impl LocalList {
     }
 }
 
+/// One packet as a hit applies it: its time, direction, TCP flags (0 for
+/// other protocols) and IP length.
+#[derive(Clone, Copy)]
+struct Packet {
+    now: u64,
+    dir: Dir,
+    tcp: u8,
+    bytes: u32,
+}
+
+impl Packet {
+    #[inline(always)]
+    fn new(now: u64, dir: Dir, tcp: u8, bytes: u32) -> Packet {
+        Packet {
+            now,
+            dir,
+            tcp,
+            bytes,
+        }
+    }
+}
+
 /// Work left for after a shard lock is released.
 #[derive(Default)]
 struct Deferred {
@@ -709,6 +731,7 @@ impl ConnTable {
     /// Applies one packet to `c`; returns whether backups should hear of
     /// it (a TCP state change, or every [`SYNC_PERIOD`] packets from the
     /// [`SYNC_THRESHOLD`]th on, as IPVS's `sync_threshold`/`sync_period`).
+    #[inline(always)]
     fn touch(&self, c: &mut Conn, dir: Dir, tcp: u8, bytes: u32, now: u64) -> bool {
         match dir {
             Dir::In => {
@@ -754,23 +777,21 @@ impl ConnTable {
     /// invariant is "filed no later than its expiry": a later expiry needs
     /// nothing (the entry is re-filed when its old slot comes due), an
     /// earlier one (a state with a shorter timeout) re-files it now.
-    #[inline]
-    fn touch_filed(
-        &self,
-        sh: &mut Shard,
-        slot: u32,
-        dir: Dir,
-        tcp: u8,
-        bytes: u32,
-        now: u64,
-    ) -> bool {
-        let before = sh.at(slot).expires;
-        let sync = self.touch(sh.at_mut(slot), dir, tcp, bytes, now);
-        if tick_of(sh.at(slot).expires) < tick_of(before) {
+    /// Returns the hit's view (what the packet path reads) with its sync flag.
+    #[inline(always)]
+    fn touch_filed(&self, sh: &mut Shard, at: (usize, u32), p: Packet) -> ConnView {
+        let (si, slot) = at;
+        let c = sh.at_mut(slot);
+        let before = c.expires;
+        let sync = self.touch(c, p.dir, p.tcp, p.bytes, p.now);
+        let after = c.expires;
+        let view = ConnView::of(c, self.id(si, slot)).synced(sync);
+        // Steady traffic moves expiry later: no division, no wheel work.
+        if after < before && tick_of(after) < tick_of(before) {
             sh.wheel_unlink(slot);
             sh.wheel_push(slot);
         }
-        sync
+        view
     }
 
     /// Removes `slot` from every index, the wheel and its destination's
@@ -831,8 +852,8 @@ impl ConnTable {
                         self.remove(&mut sh, slot, &mut d);
                         InLookup::Miss
                     } else {
-                        let sync = self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
-                        InLookup::Hit(ConnView::of(sh.at(slot), self.id(si, slot)).synced(sync))
+                        let p = Packet::new(now, Dir::In, tcp, bytes);
+                        InLookup::Hit(self.touch_filed(&mut sh, (si, slot), p))
                     }
                 }
             }
@@ -861,8 +882,8 @@ impl ConnTable {
         let si = self.shard_of(hc);
         let mut sh = self.shards[si].lock();
         let slot = sh.find_out(h, k)?;
-        let sync = self.touch_filed(&mut sh, slot, Dir::Out, tcp, bytes, now);
-        Some(ConnView::of(sh.at(slot), self.id(si, slot)).synced(sync))
+        let p = Packet::new(now, Dir::Out, tcp, bytes);
+        Some(self.touch_filed(&mut sh, (si, slot), p))
     }
 
     /// Reads an entry by key without changing it (ICMP errors, listings).
@@ -898,10 +919,8 @@ impl ConnTable {
             let mut sh = self.shards[si].lock();
             if let Some(slot) = sh.find_in(h, k) {
                 d.release.extend(n.template);
-                let sync = self.touch_filed(&mut sh, slot, Dir::In, tcp, bytes, now);
-                Ok(Inserted::Existing(
-                    ConnView::of(sh.at(slot), self.id(si, slot)).synced(sync),
-                ))
+                let p = Packet::new(now, Dir::In, tcp, bytes);
+                Ok(Inserted::Existing(self.touch_filed(&mut sh, (si, slot), p)))
             } else if let Some(slot) = self.reserve(&mut sh) {
                 let mut f = flags::LIVE | flags::INACTIVE;
                 if n.fwd != Fwd::Masq {
