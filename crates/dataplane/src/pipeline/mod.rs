@@ -175,10 +175,10 @@ impl Pipeline {
             ip_proto::TCP => Proto::Tcp,
             ip_proto::UDP => Proto::Udp,
             ip_proto::ICMP if info.af == Af::V4 => {
-                return self.icmp_error(snap, rx_iface, frame, &info);
+                return self.icmp_error(snap, rx_iface, frame, info);
             }
             ip_proto::ICMPV6 if info.af == Af::V6 => {
-                return self.icmp_error(snap, rx_iface, frame, &info);
+                return self.icmp_error(snap, rx_iface, frame, info);
             }
             _ => return Verdict::Pass(PassReason::Untracked),
         };
@@ -199,7 +199,7 @@ impl Pipeline {
                 if c.sync {
                     self.sync.offer(key);
                 }
-                return self.forward_in(snap, frame, &info, &c, Carried::Packet);
+                return self.forward_in(snap, frame, info, &c, Carried::Packet);
             }
             InLookup::NoDest => return drop(Dropped::DestDeleted),
             InLookup::Miss => {}
@@ -221,9 +221,9 @@ impl Pipeline {
                     vport: c.vport,
                 });
             }
-            return self.forward_out(snap, rx_iface, frame, &info, &c, Carried::Packet);
+            return self.forward_out(snap, rx_iface, frame, info, &c, Carried::Packet);
         }
-        self.new_conn(now, snap, frame, &info, key)
+        self.new_conn(now, snap, frame, info, key)
     }
 
     /// Whether a TCP segment with `flags` may create a connection (IPVS
