@@ -259,7 +259,9 @@ pub struct NewTemplate {
 /// one 128-byte [`CachePadded`] slot.
 #[repr(C)]
 struct Shard {
-    chunks: Vec<Box<[Conn]>>,
+    /// Fixed-size chunks: the index within one is masked, so it needs no
+    /// bounds check.
+    chunks: Vec<Box<[Conn; CHUNK]>>,
     /// Heads of the in-key chains (a power of two of them: `len - 1` is
     /// the bucket mask).
     in_heads: Box<[u32]>,
@@ -442,10 +444,19 @@ impl Shard {
             let chunks = (per as usize).div_ceil(CHUNK);
             s.chunks.reserve_exact(chunks);
             for _ in 0..chunks {
-                s.chunks.push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
+                s.chunks.push(Shard::new_chunk());
             }
         }
         s
+    }
+
+    /// A chunk of empty entries, built on the heap (32 KiB would be a large
+    /// stack copy).
+    fn new_chunk() -> Box<[Conn; CHUNK]> {
+        match vec![Conn::EMPTY; CHUNK].into_boxed_slice().try_into() {
+            Ok(chunk) => chunk,
+            Err(_) => unreachable!("a vector of CHUNK entries"),
+        }
     }
 
     #[inline]
@@ -472,8 +483,7 @@ impl Shard {
             let s = self.used;
             if (s as usize) >= self.chunks.len() * CHUNK {
                 // Amortised: one 32 KiB chunk per 256 new entries, never per packet.
-                self.chunks
-                    .push(vec![Conn::EMPTY; CHUNK].into_boxed_slice());
+                self.chunks.push(Shard::new_chunk());
             }
             self.used += 1;
             s
@@ -491,6 +501,7 @@ impl Shard {
         self.len -= 1;
     }
 
+    #[inline(always)]
     fn find_in(&self, h: u64, k: &ConnKey) -> Option<u32> {
         let mut s = self.in_heads[self.bucket(Chain::In, h)];
         while s != NIL {
@@ -503,6 +514,7 @@ impl Shard {
         None
     }
 
+    #[inline(always)]
     fn find_out(&self, h: u64, k: &ReplyKey) -> Option<u32> {
         let mut s = self.out_heads[self.bucket(Chain::Out, h)];
         while s != NIL {
@@ -820,7 +832,11 @@ impl ConnTable {
         self.live.fetch_sub(1, Relaxed);
     }
 
+    #[inline]
     fn finish(&self, d: Deferred) {
+        if d.release.is_empty() {
+            return;
+        }
         for t in d.release {
             self.release_template(t);
         }
