@@ -161,7 +161,7 @@ impl Pipeline {
         v
     }
 
-    #[inline]
+    #[inline(always)]
     fn walk(&mut self, now: u64, snap: &Snapshot, rx_iface: u8, frame: &mut Frame<'_>) -> Verdict {
         // Borrowed, not moved out of the `Result`: a move is a wide copy
         // of fields `parse` has just stored one by one, which stalls
