@@ -19,6 +19,7 @@
 //! | `nat` | NAT | the VIP | xvsd, `-m`, rr |
 //! | `dr`  | DR  | the VIP | xvsd, `-g`, rr |
 //! | `tun` | TUN | the VIP | xvsd, `-i`, rr (the real servers decapsulate in XDP) |
+//! | `dr_sync` | DR | the VIP | xvsd, `-g`, rr, as a connection-sync master multicasting on its `eth0` (the cost of sync end to end) |
 //!
 //! Traffic: 60-byte IPv4 UDP frames (18 bytes of payload, valid checksums)
 //! to port 9, over `VETH_PPS_FLOWS` source ports (to the two real servers in
@@ -186,7 +187,7 @@ impl Opts {
         let (gen_core, dir_core) = env_cores("VETH_PPS_CORES", "0,1")?;
         let cases = env_list(
             "VETH_PPS_CASES",
-            "sink,fwd,nft,floor,nat,dr,tun",
+            "sink,fwd,nft,floor,nat,dr,tun,dr_sync",
             Kind::from_name,
         )?;
         let flows: u16 = env_or("VETH_PPS_FLOWS", 64)?;
@@ -232,6 +233,7 @@ enum Kind {
     XvsdNat,
     XvsdDr,
     XvsdTun,
+    XvsdDrSync,
 }
 
 impl Kind {
@@ -244,8 +246,9 @@ impl Kind {
             "nat" => Ok(Kind::XvsdNat),
             "dr" => Ok(Kind::XvsdDr),
             "tun" => Ok(Kind::XvsdTun),
+            "dr_sync" => Ok(Kind::XvsdDrSync),
             _ => Err(format!(
-                "unknown case {s:?} (sink, fwd, nft, floor, nat, dr, tun)"
+                "unknown case {s:?} (sink, fwd, nft, floor, nat, dr, tun, dr_sync)"
             )),
         }
     }
@@ -259,6 +262,7 @@ impl Kind {
             Kind::XvsdNat => "xvsd NAT (-m, rr)",
             Kind::XvsdDr => "xvsd DR (-g, rr; DR lab)",
             Kind::XvsdTun => "xvsd TUN (-i, rr; TUN lab)",
+            Kind::XvsdDrSync => "xvsd DR, sync master on (-g, rr; DR lab)",
         }
     }
 
@@ -271,19 +275,23 @@ impl Kind {
             Kind::XvsdNat => "xvsd NAT",
             Kind::XvsdDr => "xvsd DR",
             Kind::XvsdTun => "xvsd TUN",
+            Kind::XvsdDrSync => "xvsd DR + sync",
         }
     }
 
     fn mode(self) -> Mode {
         match self {
-            Kind::XvsdDr | Kind::Floor => Mode::Dr,
+            Kind::XvsdDr | Kind::XvsdDrSync | Kind::Floor => Mode::Dr,
             Kind::XvsdTun => Mode::Tun,
             _ => Mode::Nat,
         }
     }
 
     fn is_xvsd(self) -> bool {
-        matches!(self, Kind::XvsdNat | Kind::XvsdDr | Kind::XvsdTun)
+        matches!(
+            self,
+            Kind::XvsdNat | Kind::XvsdDr | Kind::XvsdTun | Kind::XvsdDrSync
+        )
     }
 }
 
@@ -379,7 +387,7 @@ impl Case {
                 )?;
                 (None, how)
             }
-            Kind::XvsdNat | Kind::XvsdDr | Kind::XvsdTun => {
+            Kind::XvsdNat | Kind::XvsdDr | Kind::XvsdTun | Kind::XvsdDrSync => {
                 let x = Xvsd::start(&lab, kind, opts)?;
                 let devs: Vec<&str> = lab
                     .director()
@@ -555,6 +563,8 @@ struct Xvsd {
     proc: Option<Proc>,
     dir: PathBuf,
     what: &'static str,
+    /// Runs a sync master (`dr_sync`).
+    sync: bool,
 }
 
 impl Xvsd {
@@ -564,14 +574,12 @@ impl Xvsd {
              (same CARGO_TARGET_DIR) or set XVSD=/path/to/xvsd"
                 .to_owned()
         })?;
-        let dir = std::env::temp_dir().join(format!(
-            "xvs-veth-pps-{}-{}",
-            std::process::id(),
-            lab.mode()
-        ));
+        // One directory per case: two cases may share a lab mode.
+        let dir =
+            std::env::temp_dir().join(format!("xvs-veth-pps-{}-{kind:?}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let method = match kind {
-            Kind::XvsdDr => "-g",
+            Kind::XvsdDr | Kind::XvsdDrSync => "-g",
             Kind::XvsdTun => "-i",
             _ => "-m",
         };
@@ -583,6 +591,21 @@ impl Xvsd {
                 "-a -u {vip}:{PORT} -r {}:{PORT} {method} -w 1",
                 rs.addr(Family::V4)
             );
+        }
+        let mut sync_args = Vec::new();
+        if kind == Kind::XvsdDrSync {
+            // A master multicasting on the director's first interface, into
+            // the lab's own segment.
+            let key = dir.join("sync.key");
+            std::fs::write(&key, "veth-pps lab sync key, 32 bytes\n")
+                .map_err(|e| format!("{}: {e}", key.display()))?;
+            let dev = &lab.director().ifaces()[0].dev;
+            let _ = writeln!(
+                config,
+                "--start-daemon master --mcast-interface {dev} --syncid 1"
+            );
+            sync_args.push("--sync-key-file".into());
+            sync_args.push(key.into_os_string());
         }
         let conf = dir.join("xvsd.conf");
         std::fs::write(&conf, config).map_err(|e| format!("{}: {e}", conf.display()))?;
@@ -598,6 +621,7 @@ impl Xvsd {
             .arg(&conf)
             .arg("--socket")
             .arg(dir.join("xvsd.sock"))
+            .args(&sync_args)
             .args(&opts.xvsd_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -607,6 +631,7 @@ impl Xvsd {
             proc: Some(proc),
             dir,
             what: kind.short(),
+            sync: kind == Kind::XvsdDrSync,
         };
         // Ready once its XDP program is on every interface.
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -633,10 +658,32 @@ impl Xvsd {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("xvsd.log")).unwrap_or_default()
     }
+
+    /// The sync master's counters (`xvsadm -L --daemon --json`), to show
+    /// that it synced while it was measured.
+    fn sync_counters(&self) -> Result<String, String> {
+        let mut client = xvs_ctl::client::Client::connect(&self.dir.join("xvsd.sock"))
+            .map_err(|e| e.to_string())?;
+        match client.call(&xvs_ctl::proto::Request::GetDaemons) {
+            Ok(xvs_ctl::proto::Response::Daemons(ds)) => Ok(ds
+                .iter()
+                .map(|d| format!("{} {:?}", d.opts.state.name(), d.counters))
+                .collect::<Vec<_>>()
+                .join("; ")),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 impl Drop for Xvsd {
     fn drop(&mut self) {
+        if self.sync {
+            match self.sync_counters() {
+                Ok(c) => println!("{}: sync: {c}", self.what),
+                Err(e) => println!("{}: sync counters: {e}", self.what),
+            }
+        }
         if let Some(p) = self.proc.take() {
             let _ = p.stop(Duration::from_secs(3));
             // Its summary at exit (per-worker counters).
