@@ -57,19 +57,30 @@ fn write16(b: &mut [u8], at: usize, v: u16) {
 }
 
 /// Decrements the TTL (IPv4, with the header checksum) or hop limit (IPv6)
-/// of the IP header at `l3`. The caller checked that it is above 1.
+/// of the IP header at `l3`. The caller checked that it is above 1 (and
+/// the parser that the header is there; a short buffer is left alone).
 #[inline]
 pub fn decrement_ttl(data: &mut [u8], l3: usize, af: Af) {
-    let at = l3 + ttl_offset(af);
-    let ttl = data[at];
-    data[at] = ttl.wrapping_sub(1);
-    if af == Af::V4 {
-        // TTL and protocol share a 16-bit word.
-        let proto = data[at + 1];
-        let old = u16::from_be_bytes([ttl, proto]);
-        let new = u16::from_be_bytes([ttl.wrapping_sub(1), proto]);
-        let c = read16(data, l3 + IPV4_CHECKSUM);
-        write16(data, l3 + IPV4_CHECKSUM, checksum::update_u16(c, old, new));
+    let at = ttl_offset(af);
+    match af {
+        Af::V4 => {
+            let Some(h) = data.get_mut(l3..l3 + IPV4_CHECKSUM + 2) else {
+                return;
+            };
+            h[at] = h[at].wrapping_sub(1);
+            // RFC 1624 eqn. 3 for the TTL, the high byte of its 16-bit word,
+            // going down by one: ~m + m' is 0xFEFF, so
+            // HC' = ~(~HC + 0xFEFF), folded (as Linux's ip_decrease_ttl).
+            let c = u16::from_be_bytes([h[IPV4_CHECKSUM], h[IPV4_CHECKSUM + 1]]);
+            let sum = u32::from(!c) + 0xFEFF;
+            let sum = (sum & 0xffff) + (sum >> 16);
+            h[IPV4_CHECKSUM..].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        }
+        Af::V6 => {
+            if let Some(hops) = data.get_mut(l3 + at) {
+                *hops = hops.wrapping_sub(1);
+            }
+        }
     }
 }
 
@@ -209,5 +220,43 @@ pub const fn icmp_overhead(af: Af) -> usize {
     match af {
         Af::V4 => ipv4::HEADER_LEN + crate::wire::icmp::HEADER_LEN,
         Af::V6 => ipv6::HEADER_LEN + crate::wire::icmp::HEADER_LEN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TTL shortcut gives what the general RFC 1624 update gives, for
+    /// every checksum value and TTL, and leaves other bytes alone.
+    #[test]
+    fn ttl_shortcut_matches_the_general_update() {
+        for ttl in 2..=255u8 {
+            for c in (0..=u16::MAX).step_by(if ttl % 17 == 0 { 1 } else { 251 }) {
+                let mut h = [0x45u8, 0, 0, 60, 0, 0, 0x40, 0, ttl, 6, 0, 0, 1, 2, 3, 4];
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+                let mut frame = [0xaau8; 14].to_vec();
+                frame.extend_from_slice(&h);
+                decrement_ttl(&mut frame, 14, Af::V4);
+                let old = u16::from_be_bytes([ttl, 6]);
+                let new = u16::from_be_bytes([ttl - 1, 6]);
+                let want = checksum::update_u16(c, old, new);
+                assert_eq!(frame[14 + 8], ttl - 1);
+                assert_eq!(read16(&frame, 14 + 10), want, "ttl {ttl} check {c:#06x}");
+                assert_eq!(&frame[..14], &[0xaa; 14]);
+                assert_eq!(&frame[14 + 12..], &h[12..]);
+            }
+        }
+    }
+
+    #[test]
+    fn hop_limit_and_short_buffers() {
+        let mut v6 = vec![0u8; 14 + 40];
+        v6[14 + 7] = 64;
+        decrement_ttl(&mut v6, 14, Af::V6);
+        assert_eq!(v6[14 + 7], 63);
+        let mut short = vec![0x45u8; 20];
+        decrement_ttl(&mut short, 14, Af::V4);
+        assert_eq!(short, vec![0x45u8; 20], "a header cut short is left alone");
     }
 }
