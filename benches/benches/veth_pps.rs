@@ -47,8 +47,7 @@
 //!   receive queue (`rps_cpus`) instead, GRO staying off (the veth default);
 //!   on this VM the remote enqueue then limits the generator.
 //! - xvsd under `taskset -c DIR` (its worker and control threads inherit the
-//!   mask; `--cores` is not passed: with one core it adds nothing, and the
-//!   clap definition of `--cores` panicked at the time of writing).
+//!   mask; `--cores` is not passed: with one core it adds nothing).
 //! - the switch bridge and the real servers' ingress drop run where the
 //!   director's transmit runs (`DIR`) in every case; in the DR lab the
 //!   client's side of the bridge runs on `GEN`, in the generator's `sendto`.
