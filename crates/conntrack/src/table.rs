@@ -850,32 +850,30 @@ impl ConnTable {
         let hc = self.client_hash(k.proto, &k.caddr, k.cport);
         let h = self.in_hash(hc, k);
         let si = self.shard_of(hc);
-        let mut d = Deferred::default();
-        let r = {
-            let mut sh = self.shards[si].lock();
-            match sh.find_in(h, k) {
-                None => InLookup::Miss,
-                Some(slot) => {
-                    let c = sh.at(slot);
-                    // The switch first: off (the default), the packet path
-                    // never reads the destination's line.
-                    if self.settings.expire_nodest_conn.load(Relaxed)
-                        && !self.dests.get(c.dest).is_available()
-                    {
-                        self.remove(&mut sh, slot, &mut d);
-                        InLookup::NoDest
-                    } else if self.reusable(c, k.proto, tcp) {
-                        self.remove(&mut sh, slot, &mut d);
-                        InLookup::Miss
-                    } else {
-                        let p = Packet::new(now, Dir::In, tcp, bytes);
-                        InLookup::Hit(self.touch_filed(&mut sh, (si, slot), p))
-                    }
-                }
-            }
+        let mut sh = self.shards[si].lock();
+        let Some(slot) = sh.find_in(h, k) else {
+            return InLookup::Miss;
         };
+        let c = sh.at(slot);
+        // The switch first: off (the default), the packet path never reads
+        // the destination's line.
+        let verdict = if self.settings.expire_nodest_conn.load(Relaxed)
+            && !self.dests.get(c.dest).is_available()
+        {
+            InLookup::NoDest
+        } else if self.reusable(c, k.proto, tcp) {
+            InLookup::Miss
+        } else {
+            let p = Packet::new(now, Dir::In, tcp, bytes);
+            return InLookup::Hit(self.touch_filed(&mut sh, (si, slot), p));
+        };
+        // Rare: the entry goes. Its template reference is released once the
+        // shard's lock is dropped.
+        let mut d = Deferred::default();
+        self.remove(&mut sh, slot, &mut d);
+        drop(sh);
         self.finish(d);
-        r
+        verdict
     }
 
     /// IPVS `conn_reuse_mode`: a fresh SYN on a closing connection starts a
