@@ -1,7 +1,7 @@
 //! The sharded connection table.
 //!
-//! Layout, per shard (one `parking_lot::Mutex` each; a worker holds it for
-//! one lookup or insert, never across a batch):
+//! Layout, per shard (one spin lock each, see the `Mutex` alias; a worker holds it
+//! for one lookup or insert, never across a batch):
 //! - a slab of 128-byte [`Conn`] entries in 256-entry (32 KiB) chunks, allocated as
 //!   the table fills (or all up front with [`TableConfig::prealloc`]) and
 //!   never moved, so an entry's slot number is stable;
@@ -27,7 +27,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use crossbeam::utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
-use parking_lot::Mutex;
+/// The shard lock: a spin lock (one atomic to take it, a plain store to
+/// release it) whose contended path spins briefly, then yields.
+type Mutex<T> = spin::mutex::SpinMutex<T, SpinThenYield>;
+
+/// [`spin::RelaxStrategy`] for the shard locks: a short burst of pause
+/// instructions (a worker's critical section is tens of nanoseconds), then
+/// a yield, so a holder preempted on the same core gets to finish.
+struct SpinThenYield;
+
+impl spin::RelaxStrategy for SpinThenYield {
+    #[inline]
+    fn relax() {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        std::thread::yield_now();
+    }
+}
 
 use crate::addr::{Addr, ConnKey, Proto, ReplyKey};
 use crate::conn::{Conn, Fwd, NIL, flags};
