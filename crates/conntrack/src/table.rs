@@ -27,6 +27,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use crossbeam::utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
+
+use crate::addr::{Addr, ConnKey, Proto, ReplyKey};
+use crate::conn::{Conn, Fwd, NIL, flags};
+use crate::dest::{DestId, DestTable};
+use crate::state::{Dir, TcpState, Timeouts, tcp_flags, tcp_next};
+
 /// The shard lock: a spin lock (one atomic to take it, a plain store to
 /// release it) whose contended path spins briefly, then yields.
 type Mutex<T> = spin::mutex::SpinMutex<T, SpinThenYield>;
@@ -45,11 +51,6 @@ impl spin::RelaxStrategy for SpinThenYield {
         std::thread::yield_now();
     }
 }
-
-use crate::addr::{Addr, ConnKey, Proto, ReplyKey};
-use crate::conn::{Conn, Fwd, NIL, flags};
-use crate::dest::{DestId, DestTable};
-use crate::state::{Dir, TcpState, Timeouts, tcp_flags, tcp_next};
 
 /// A connection's identity across the whole table: `slot * shards + shard`.
 pub type ConnId = u32;
@@ -849,11 +850,7 @@ impl ConnTable {
         self.live.fetch_sub(1, Relaxed);
     }
 
-    #[inline]
     fn finish(&self, d: Deferred) {
-        if d.release.is_empty() {
-            return;
-        }
         for t in d.release {
             self.release_template(t);
         }
