@@ -261,11 +261,18 @@ impl PacketInfo {
     /// frame this was parsed from. Same values as `src` and `dst`; the hot
     /// path builds its connection key with this because a fresh read of the
     /// frame is fast, while a copy of `src`/`dst` just after [`parse`] stored
-    /// them waits on store-to-load forwarding.
+    /// them waits on store-to-load forwarding. Given a frame too short to
+    /// hold the IP header (not the one parsed), it returns `src` and `dst`.
     #[inline(always)]
     pub fn addrs_from(&self, frame: &[u8]) -> (Addr, Addr) {
-        let l3 = &frame[self.l3_off..];
-        (src_addr(self.af, l3), dst_addr(self.af, l3))
+        let header = match self.af {
+            Af::V4 => ipv4::HEADER_LEN,
+            Af::V6 => ipv6::HEADER_LEN,
+        };
+        match frame.get(self.l3_off..) {
+            Some(l3) if l3.len() >= header => (src_addr(self.af, l3), dst_addr(self.af, l3)),
+            _ => (self.src, self.dst),
+        }
     }
 }
 

@@ -540,6 +540,8 @@ fn check_info(case: &Case, frame: &[u8], info: &PacketInfo) {
     assert!(info.l3_off + info.ip_len <= frame.len(), "{name}");
     assert_eq!(info.frag, FragKind::None, "{name}");
     assert_eq!(info.addrs_from(frame), (info.src, info.dst), "{name}");
+    let short = &frame[..info.l3_off + 4];
+    assert_eq!(info.addrs_from(short), (info.src, info.dst), "{name}");
 
     let ep = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
     match ep.net.unwrap() {
