@@ -37,8 +37,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use arc_swap::ArcSwap;
-use nix::sched::{CpuSet, sched_setaffinity};
-use nix::unistd::Pid;
 use xvs_dataplane::daemon::Options;
 use xvs_dataplane::pipeline::{DropReason, Frame as PipeFrame, Verdict, set_macs};
 use xvs_dataplane::service::Snapshot;
@@ -48,7 +46,7 @@ use xvs_dataplane::xdp::{AttachMode, SteerKey, Steering};
 use xvs_dataplane::xsk::{Socket, Umem};
 
 use crate::error::{LabError, Result};
-use crate::netns::{Netns, NsThread, Ready};
+use crate::netns::{Netns, NsThread};
 
 /// What a [`Floor`] forwards and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,9 +128,14 @@ impl Floor {
     /// socket is in the program's map (an error here means nothing runs).
     pub fn start(ns: &Netns, cfg: FloorConfig) -> Result<Floor> {
         let own = ns.mac(&cfg.iface)?.octets();
-        NsThread::start(ns, "xvs-lab-floor", "forwarder", move |stop, ready| {
-            run(&cfg, own, stop, ready)
-        })
+        let core = cfg.core;
+        NsThread::start(
+            ns,
+            ("xvs-lab-floor", "forwarder"),
+            core,
+            move || setup(&cfg, own),
+            run,
+        )
         .map(Floor)
     }
 
@@ -147,57 +150,46 @@ fn err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> LabError {
     move |e| LabError::Protocol(format!("{what}: {e}"))
 }
 
-/// The forwarder thread: sets up as xvsd would, says so through `ready`,
-/// runs the worker loop.
-fn run(cfg: &FloorConfig, own: [u8; 6], stop: &AtomicBool, ready: Ready) -> Result<FloorReport> {
-    let setup = || -> Result<(Steering, Worker<MacRewrite>)> {
-        if let Some(core) = cfg.core {
-            let mut set = CpuSet::new();
-            set.set(core)?;
-            sched_setaffinity(Pid::from_raw(0), &set)?;
-        }
-        let opts = Options::default();
-        let mut steering = Steering::load().map_err(err("XDP program"))?;
-        let att = steering
-            .attach(&cfg.iface, AttachMode::Auto)
-            .map_err(err("attaching XDP"))?;
-        for &key in &cfg.steer {
-            steering.insert_vip(key, 0).map_err(err("VIP map"))?;
-        }
-        let mut umem = Umem::new(&opts.umem_config(1)).map_err(err("UMEM"))?;
-        let sock = Socket::with_ifindex(&mut umem, att.ifindex, 0, &opts.socket_config())
-            .map_err(err("AF_XDP socket"))?;
-        steering
-            .register_socket(att.ifindex, 0, &sock)
-            .map_err(err("socket map"))?;
-        let handler = MacRewrite {
-            own,
-            hops: cfg.next_hops.clone(),
-            forwarded: 0,
-            dropped: 0,
-        };
-        let mut w = Worker::new(
-            umem,
-            vec![sock],
-            handler,
-            Arc::new(ArcSwap::from_pointee(Snapshot::default())),
-            Clock::new(),
-            opts.worker,
-        );
-        w.prime().map_err(err("fill ring"))?;
-        Ok((steering, w))
+/// The forwarder's set-up, as xvsd's: the steering program, one socket on
+/// queue 0, a primed worker.
+fn setup(cfg: &FloorConfig, own: [u8; 6]) -> Result<(Steering, Worker<MacRewrite>)> {
+    let opts = Options::default();
+    let mut steering = Steering::load().map_err(err("XDP program"))?;
+    let att = steering
+        .attach(&cfg.iface, AttachMode::Auto)
+        .map_err(err("attaching XDP"))?;
+    for &key in &cfg.steer {
+        steering.insert_vip(key, 0).map_err(err("VIP map"))?;
+    }
+    let mut umem = Umem::new(&opts.umem_config(1)).map_err(err("UMEM"))?;
+    let sock = Socket::with_ifindex(&mut umem, att.ifindex, 0, &opts.socket_config())
+        .map_err(err("AF_XDP socket"))?;
+    steering
+        .register_socket(att.ifindex, 0, &sock)
+        .map_err(err("socket map"))?;
+    let handler = MacRewrite {
+        own,
+        hops: cfg.next_hops.clone(),
+        forwarded: 0,
+        dropped: 0,
     };
-    let (steering, mut w) = match setup() {
-        Ok(v) => {
-            ready(Ok(()));
-            v
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            ready(Err(e));
-            return Err(LabError::Protocol(msg));
-        }
-    };
+    let mut w = Worker::new(
+        umem,
+        vec![sock],
+        handler,
+        Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+        Clock::new(),
+        opts.worker,
+    );
+    w.prime().map_err(err("fill ring"))?;
+    Ok((steering, w))
+}
+
+/// The forwarder thread after its set-up: the worker loop until stopped.
+fn run(
+    (steering, mut w): (Steering, Worker<MacRewrite>),
+    stop: &AtomicBool,
+) -> Result<FloorReport> {
     w.run(stop);
     let h = w.handler();
     let report = FloorReport {

@@ -521,9 +521,6 @@ pub fn veth(a: &Netns, dev_a: &str, b: &Netns, dev_b: &str, opts: &VethOptions) 
     b.link_up(dev_b)
 }
 
-/// Says once whether a [`NsThread`]'s set-up worked.
-pub type Ready = Box<dyn FnOnce(Result<()>) + Send>;
-
 /// A thread of this process inside a namespace that sets itself up, says
 /// whether that worked, then runs until its stop flag is set; stopped (and
 /// joined) on drop. The traffic generator and the benchmarks' minimal
@@ -536,23 +533,35 @@ pub struct NsThread<T> {
 }
 
 impl<T: Send + 'static> NsThread<T> {
-    /// Starts `body(stop, ready)` on a thread named `name` in `ns` and
-    /// returns once it called `ready`: with its error if the set-up failed
-    /// (the thread has then ended). `what` names it in errors.
-    pub fn start(
+    /// Starts a thread named `name` in `ns`, pinned to `core` if given, that
+    /// runs `setup` and then, with what it built, `body(state, stop)`.
+    /// Returns once `setup` is done: with its error if it failed (the thread
+    /// has then ended). `what` names the thread in errors.
+    pub fn start<S>(
         ns: &Netns,
-        name: &str,
-        what: &'static str,
-        body: impl FnOnce(&AtomicBool, Ready) -> Result<T> + Send + 'static,
+        (name, what): (&str, &'static str),
+        core: Option<usize>,
+        setup: impl FnOnce() -> Result<S> + Send + 'static,
+        body: impl FnOnce(S, &AtomicBool) -> Result<T> + Send + 'static,
     ) -> Result<NsThread<T>> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let s = Arc::clone(&stop);
         let thread = ns.spawn_thread(name, move || {
-            let ready: Ready = Box::new(move |r| {
-                let _ = ready_tx.send(r);
-            });
-            body(&s, ready)
+            let state = core
+                .map_or(Ok(()), pin_current_thread)
+                .and_then(|()| setup());
+            match state {
+                Ok(state) => {
+                    let _ = ready_tx.send(Ok(()));
+                    body(state, &s)
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    let _ = ready_tx.send(Err(e));
+                    Err(LabError::Protocol(msg))
+                }
+            }
         })?;
         let mut t = NsThread {
             stop,
@@ -598,6 +607,14 @@ impl<T> Drop for NsThread<T> {
             let _ = t.join();
         }
     }
+}
+
+/// Pins the calling thread to `core`.
+fn pin_current_thread(core: usize) -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(core)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)?;
+    Ok(())
 }
 
 /// A long-running program in a namespace; killed (SIGKILL) and reaped when

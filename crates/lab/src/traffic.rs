@@ -41,8 +41,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sched::{CpuSet, sched_setaffinity};
-use nix::unistd::Pid;
 use xvs_dataplane::xsk::{Frame, Socket, SocketConfig, Umem, UmemConfig, XskError};
 
 use crate::error::{LabError, Result};
@@ -257,9 +255,15 @@ impl Generator {
         let sent = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
         let (n, d) = (Arc::clone(&sent), Arc::clone(&done));
-        let thread = NsThread::start(ns, "xvs-lab-gen", "generator", move |stop, ready| {
-            run(&cfg, source, stop, &n, &d, ready)
-        })?;
+        let core = cfg.core;
+        let (iface, queue) = (cfg.iface.clone(), cfg.queue);
+        let thread = NsThread::start(
+            ns,
+            ("xvs-lab-gen", "generator"),
+            core,
+            move || bind(&iface, queue),
+            move |(umem, sock), stop| run(&cfg, source, (umem, sock), stop, &n, &d),
+        )?;
         Ok(Generator { sent, done, thread })
     }
 
@@ -303,57 +307,44 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// How long binding retries while the queue is still busy.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
-/// The generator thread: binds, says so through `ready`, sends.
+/// The generator's set-up: a TX-only socket on `iface` queue `queue`.
+fn bind(iface: &str, queue: u32) -> Result<(Umem, Socket)> {
+    let sc = SocketConfig {
+        rx_size: 64,
+        fill_size: 64,
+        tx_size: 2048,
+        comp_size: 2048,
+        ..SocketConfig::default()
+    };
+    // The kernel lets go of a closed socket's queue from a work item:
+    // right after an earlier generator on the same queue, binding can
+    // find it still busy for a while (seen on a loaded machine).
+    let deadline = Instant::now() + BIND_RETRY;
+    loop {
+        let mut umem = Umem::new(&UmemConfig::default()).map_err(xsk_err("generator UMEM"))?;
+        match Socket::new(&mut umem, iface, queue, &sc) {
+            Ok(sock) => return Ok((umem, sock)),
+            Err(XskError::Sys { source, .. })
+                if source.kind() == std::io::ErrorKind::ResourceBusy
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(xsk_err("generator AF_XDP socket")(e)),
+        }
+    }
+}
+
+/// The generator thread after its set-up: sends until the source runs out
+/// or it is stopped.
 fn run(
     cfg: &GenConfig,
     mut source: impl FrameSource,
+    (mut umem, mut sock): (Umem, Socket),
     stop: &AtomicBool,
     sent_out: &AtomicU64,
     done_out: &AtomicU64,
-    ready: impl FnOnce(Result<()>),
 ) -> Result<GenReport> {
-    let setup = || -> Result<(Umem, Socket)> {
-        if let Some(core) = cfg.core {
-            let mut set = CpuSet::new();
-            set.set(core)?;
-            sched_setaffinity(Pid::from_raw(0), &set)?;
-        }
-        let sc = SocketConfig {
-            rx_size: 64,
-            fill_size: 64,
-            tx_size: 2048,
-            comp_size: 2048,
-            ..SocketConfig::default()
-        };
-        // The kernel lets go of a closed socket's queue from a work item:
-        // right after an earlier generator on the same queue, binding can
-        // find it still busy for a while (seen on a loaded machine).
-        let deadline = Instant::now() + BIND_RETRY;
-        loop {
-            let mut umem = Umem::new(&UmemConfig::default()).map_err(xsk_err("generator UMEM"))?;
-            match Socket::new(&mut umem, &cfg.iface, cfg.queue, &sc) {
-                Ok(sock) => return Ok((umem, sock)),
-                Err(XskError::Sys { source, .. })
-                    if source.kind() == std::io::ErrorKind::ResourceBusy
-                        && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(xsk_err("generator AF_XDP socket")(e)),
-            }
-        }
-    };
-    let (mut umem, mut sock) = match setup() {
-        Ok(v) => {
-            ready(Ok(()));
-            v
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            ready(Err(e));
-            return Err(LabError::Protocol(msg));
-        }
-    };
     let want = cfg.batch.clamp(1, BATCH);
     let mut batch: Vec<Frame> = Vec::with_capacity(want);
     let (mut seq, mut sent, mut done) = (0u64, 0u64, 0u64);
